@@ -31,5 +31,11 @@ const usbip_endpoint_info_t *usbip_device_endpoint(const usbip_device_t *dev, ui
         return NULL;
     }
     const usbip_endpoint_info_t *info = dir_in ? &dev->ep_in[ep] : &dev->ep_out[ep];
+    if (ep == 0 && !info->present) {
+        /* Every device has its default control pipe, described or not. */
+        static const usbip_endpoint_info_t default_control = {
+            .present = true, .type = USBIP_XFER_CONTROL, .max_packet_size = 64, .mult = 1};
+        return &default_control;
+    }
     return info->present ? info : NULL;
 }
