@@ -3,6 +3,8 @@
  * usbip_backend_ops_t exactly as a session drives them: alloc_buffer, fill
  * the request fields, submit, vdev_poll, check the completion.
  */
+#define _POSIX_C_SOURCE 200809L /* mkstemp, ftruncate, pread */
+
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,7 +12,6 @@
 
 #include "test_harness.h"
 #include "usbip_backend.h"
-#include "usbip_log.h"
 #include "vdev.h"
 
 /* ---- a minimal "session" ---- */
@@ -714,6 +715,18 @@ static bot_result_t bot_command(vdev_t *dev, const uint8_t *cdb, uint8_t cdb_len
     }
     submit_or_fail(csw);
     vdev_poll(dev, 0);
+    /* Whatever went wrong, no URB may stay with the device once freed. */
+    test_urb_t *all[66] = {cbw, csw};
+    memcpy(&all[2], urbs, n * sizeof urbs[0]);
+    int still_pending = 0;
+    for (size_t i = 0; i < n + 2; i++) {
+        if (all[i]->pending) {
+            still_pending++;
+            cancel(all[i]);
+        }
+    }
+    CHECK_EQ_INT(still_pending, 0);
+    vdev_poll(dev, 0);
 
     CHECK_EQ_INT(cbw->completions, 1);
     uint32_t off = 0;
@@ -941,6 +954,54 @@ TEST(storage_unknown_command)
     CHECK_EQ_INT(r.status, 1);
     CHECK_EQ_INT(r.residue, 64);
     CHECK_EQ_INT(r.data_actual, 64);
+    detach(dev);
+    vdev_destroy(dev);
+}
+
+TEST(storage_host_device_mismatch)
+{
+    vdev_t *dev = create_kind(VDEV_STORAGE);
+    REQUIRE(dev);
+    attach(dev);
+    static uint8_t buf[2048];
+    uint8_t cdb[10];
+    /* The host expects more than one block: the data ends short. */
+    rw10_cdb(cdb, 0x28, 0, 1);
+    bot_result_t r = bot_command(dev, cdb, 10, true, buf, 2048, 2048);
+    CHECK_EQ_INT(r.status, 0);
+    CHECK_EQ_INT(r.data_actual, 512);
+    CHECK_EQ_INT(r.residue, 1536);
+    /* The host expects less than the blocks addressed: phase error. */
+    rw10_cdb(cdb, 0x28, 0, 4);
+    r = bot_command(dev, cdb, 10, true, buf, 1024, 1024);
+    CHECK_EQ_INT(r.status, 2);
+    /* Opposite directions: phase error, no data moved. */
+    const uint8_t inquiry[6] = {0x12, 0, 0, 0, 36, 0};
+    r = bot_command(dev, inquiry, 6, false, buf, 36, 36);
+    CHECK_EQ_INT(r.status, 2);
+    CHECK_EQ_INT(r.residue, 36);
+    /* Data the command does not expect: a zero-length data-in. */
+    const uint8_t tur[6] = {0};
+    r = bot_command(dev, tur, 6, true, buf, 64, 64);
+    CHECK_EQ_INT(r.status, 0);
+    CHECK_EQ_INT(r.data_actual, 0);
+    CHECK_EQ_INT(r.residue, 64);
+    /* LUN 1 does not exist. */
+    test_urb_t *cbw = new_urb(dev, 0x02, USBIP_XFER_BULK, 31);
+    test_urb_t *csw = new_urb(dev, 0x81, USBIP_XFER_BULK, 13);
+    build_cbw(cbw->urb.buffer, 77, 0, false, tur, 6);
+    cbw->urb.buffer[13] = 1;
+    submit_or_fail(cbw);
+    submit_or_fail(csw);
+    vdev_poll(dev, 0);
+    CHECK_EQ_INT(csw->completions, 1);
+    CHECK_EQ_INT(csw->urb.buffer[12], 1);
+    free_urb(cbw);
+    free_urb(csw);
+    uint8_t key, asc;
+    request_sense(dev, &key, &asc);
+    CHECK_EQ_INT(key, 0x05);
+    CHECK_EQ_INT(asc, 0x25);
     detach(dev);
     vdev_destroy(dev);
 }
@@ -1340,7 +1401,7 @@ TEST_MAIN("vdev", TEST_ENTRY(kind_names), TEST_ENTRY(bad_configs_are_refused),
           TEST_ENTRY(serial_line_state), TEST_ENTRY(serial_echo),
           TEST_ENTRY(storage_inquiry_and_capacity), TEST_ENTRY(storage_default_size),
           TEST_ENTRY(storage_write_read), TEST_ENTRY(storage_unknown_command),
-          TEST_ENTRY(storage_bad_cbw_stalls), TEST_ENTRY(storage_file_image),
+          TEST_ENTRY(storage_host_device_mismatch), TEST_ENTRY(storage_bad_cbw_stalls), TEST_ENTRY(storage_file_image),
           TEST_ENTRY(zero_source_sink), TEST_ENTRY(zero_vendor_control),
           TEST_ENTRY(zero_alt_setting_and_iso), TEST_ENTRY(zero_loopback_config),
           TEST_ENTRY(cancel_and_ordering), TEST_ENTRY(unplug), TEST_ENTRY(alloc_buffer_sizes),

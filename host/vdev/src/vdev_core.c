@@ -1,4 +1,5 @@
 /* The device framework: lifecycle, backend ops, URB queues and delivery. */
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -35,8 +35,7 @@
 #define VDEV_ENDPOINT_DESC_SIZE  7u
 
 /* bmAttributes of a configuration: bit 7 is reserved and always set. */
-#define VDEV_CONFIG_ATTR_ONE           0x80u
-#define VDEV_CONFIG_ATTR_REMOTE_WAKEUP 0x20u
+#define VDEV_CONFIG_ATTR_ONE 0x80u
 
 typedef struct {
     uint16_t vid, pid, bcd_device;

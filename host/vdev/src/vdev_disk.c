@@ -1,3 +1,5 @@
+#define _POSIX_C_SOURCE 200809L /* pread, pwrite, strdup, O_CLOEXEC */
+
 #include "vdev_disk.h"
 
 #include <errno.h>

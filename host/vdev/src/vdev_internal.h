@@ -11,8 +11,6 @@
  */
 #pragma once
 
-#include <stdarg.h>
-
 #include "usbip_log.h"
 #include "vdev.h"
 #include "vdev_desc.h"

@@ -1,6 +1,8 @@
 /* Virtual HID boot keyboard: types a text once per session on interrupt IN
  * 0x81, one key-down report then one all-released report per character, at
  * most one report per KEY_REPORT_PERIOD_MS. */
+#define _POSIX_C_SOURCE 200809L /* strdup */
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -1,3 +1,5 @@
+#define _POSIX_C_SOURCE 200809L /* strnlen */
+
 #include "vdev_scsi.h"
 
 #include <string.h>

@@ -85,6 +85,9 @@ static void plan_data_phase(storage_t *st, bool host_in)
     }
     if (cmd->dir == host_dir) {
         st->device_length = vdev_min_u32(cmd->length, st->host_length);
+        /* Fewer bytes than the blocks addressed: tell the host, do not drop
+         * data silently. A short reply (INQUIRY...) is just truncated. */
+        st->phase_error = cmd->disk_transfer && cmd->length > st->host_length;
     } else if (cmd->dir != SCSI_DATA_NONE) {
         st->phase_error = true; /* opposite directions: move nothing */
     }
