@@ -35,20 +35,6 @@ bool usbip_acl_allows(const usbip_acl_t *acl, const usbip_ip_addr_t *peer)
     return false;
 }
 
-static void set_error(char *errbuf, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void set_error(char *errbuf, size_t errlen, const char *fmt, ...)
-{
-    if (!errbuf || errlen == 0) {
-        return;
-    }
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(errbuf, errlen, fmt, ap);
-    va_end(ap);
-}
-
 /* Copy an entry for quoting in an error message: printable ASCII only (the
  * message ends up in logs and web pages) and cut short with "..." if long. */
 static void quote_entry(const char *s, size_t len, char out[QUOTE_MAX + 4])
@@ -96,7 +82,7 @@ static usbip_err_t parse_entry(const char *s, size_t len, usbip_cidr_t *out, cha
     }
     if (err != USBIP_OK) {
         quote_entry(s, len, quoted);
-        set_error(errbuf, errlen, "allowlist entry \"%s\": %s", quoted, reason);
+        usbip_errbuf_printf(errbuf, errlen, "allowlist entry \"%s\": %s", quoted, reason);
     }
     return err;
 }
@@ -107,7 +93,7 @@ usbip_err_t usbip_acl_set_list(usbip_acl_t *acl, const char *text, char *errbuf,
         errbuf[0] = '\0';
     }
     if (!acl || !text) {
-        set_error(errbuf, errlen, "allowlist: %s is NULL", acl ? "text" : "acl");
+        usbip_errbuf_printf(errbuf, errlen, "allowlist: %s is NULL", acl ? "text" : "acl");
         return USBIP_ERR_INVALID_ARG;
     }
     /* Build the new list aside so a bad entry leaves the acl as it was. */
@@ -136,7 +122,7 @@ usbip_err_t usbip_acl_set_list(usbip_acl_t *acl, const char *text, char *errbuf,
         if (count == USBIP_ACL_MAX_ENTRIES) {
             char quoted[QUOTE_MAX + 4];
             quote_entry(start, (size_t)(p - start), quoted);
-            set_error(errbuf, errlen,
+            usbip_errbuf_printf(errbuf, errlen,
                       "allowlist entry \"%s\": more than %d entries (the limit)", quoted,
                       USBIP_ACL_MAX_ENTRIES);
             return USBIP_ERR_INVALID_SIZE;

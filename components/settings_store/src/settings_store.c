@@ -31,20 +31,6 @@ void usbip_settings_defaults(usbip_settings_t *s)
     usbip_acl_init(&s->acl);
 }
 
-static void set_error(char *errbuf, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void set_error(char *errbuf, size_t errlen, const char *fmt, ...)
-{
-    if (!errbuf || errlen == 0) {
-        return;
-    }
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(errbuf, errlen, fmt, ap);
-    va_end(ap);
-}
-
 /* A stored value is quoted in messages shown in logs and web pages: keep it
  * printable and short. */
 static void quote_value(const char *value, char out[QUOTE_MAX + 4])
@@ -224,12 +210,12 @@ static usbip_err_t read_value(const usbip_store_t *store, const char *key,
         return err;
     }
     if (err == USBIP_ERR_INVALID_SIZE || (err == USBIP_OK && len >= VALUE_BUF_SIZE)) {
-        set_error(errbuf, errlen, "setting \"%s\": stored value is longer than %d bytes", key,
+        usbip_errbuf_printf(errbuf, errlen, "setting \"%s\": stored value is longer than %d bytes", key,
                   USBIP_STORE_VALUE_MAX);
         return USBIP_ERR_INVALID_SIZE;
     }
     if (err != USBIP_OK) {
-        set_error(errbuf, errlen, "setting \"%s\": reading the store failed (%s)", key,
+        usbip_errbuf_printf(errbuf, errlen, "setting \"%s\": reading the store failed (%s)", key,
                   usbip_err_name(err));
         return err;
     }
@@ -248,7 +234,7 @@ static usbip_err_t load_acl_mode(usbip_settings_t *s, const usbip_store_t *store
     if (usbip_access_mode_parse(value, &s->acl.mode) != USBIP_OK) {
         char quoted[QUOTE_MAX + 4];
         quote_value(value, quoted);
-        set_error(errbuf, errlen, "setting \"%s\" = \"%s\": expected \"open\" or \"closed\"",
+        usbip_errbuf_printf(errbuf, errlen, "setting \"%s\" = \"%s\": expected \"open\" or \"closed\"",
                   KEY_ACL_MODE, quoted);
         return USBIP_ERR_INVALID_ARG;
     }
@@ -264,11 +250,11 @@ static usbip_err_t add_acl_list_part(usbip_acl_t *acl, const char *key, const ch
     usbip_acl_init(&part);
     usbip_err_t err = usbip_acl_set_list(&part, value, why, sizeof why);
     if (err != USBIP_OK) {
-        set_error(errbuf, errlen, "setting \"%s\": %s", key, why);
+        usbip_errbuf_printf(errbuf, errlen, "setting \"%s\": %s", key, why);
         return err;
     }
     if (acl->count + part.count > USBIP_ACL_MAX_ENTRIES) {
-        set_error(errbuf, errlen, "setting \"%s\": allowlist has more than %d entries in total",
+        usbip_errbuf_printf(errbuf, errlen, "setting \"%s\": allowlist has more than %d entries in total",
                   key, USBIP_ACL_MAX_ENTRIES);
         return USBIP_ERR_INVALID_SIZE;
     }
@@ -308,7 +294,7 @@ static usbip_err_t load_syslog_target(usbip_settings_t *s, const usbip_store_t *
     if (usbip_syslog_target_parse(value, NULL, 0, NULL, &reason) != USBIP_OK) {
         char quoted[QUOTE_MAX + 4];
         quote_value(value, quoted);
-        set_error(errbuf, errlen, "setting \"%s\" = \"%s\": %s", KEY_SYSLOG_TARGET, quoted,
+        usbip_errbuf_printf(errbuf, errlen, "setting \"%s\" = \"%s\": %s", KEY_SYSLOG_TARGET, quoted,
                   reason);
         return USBIP_ERR_INVALID_ARG;
     }
@@ -320,10 +306,10 @@ static usbip_err_t load_syslog_target(usbip_settings_t *s, const usbip_store_t *
 usbip_err_t usbip_settings_load(usbip_settings_t *s, const usbip_store_t *store, char *errbuf,
                                 size_t errlen)
 {
-    set_error(errbuf, errlen, "%s", "");
+    usbip_errbuf_printf(errbuf, errlen, "%s", "");
     /* Loading only reads, so a read-only store will do. */
     if (!s || !store || !store->ops || !store->ops->get) {
-        set_error(errbuf, errlen, "settings: %s", s ? "store has no get operation" : "s is NULL");
+        usbip_errbuf_printf(errbuf, errlen, "settings: %s", s ? "store has no get operation" : "s is NULL");
         return USBIP_ERR_INVALID_ARG;
     }
     /* Fill a copy so a bad value leaves *s as it was. */

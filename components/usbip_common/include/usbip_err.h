@@ -6,6 +6,8 @@
  */
 #pragma once
 
+#include <stddef.h>
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -28,6 +30,11 @@ typedef enum {
 
 /* Short constant name of a status, e.g. "USBIP_ERR_NO_MEM". */
 const char *usbip_err_name(usbip_err_t err);
+
+/* printf into a caller's error-message buffer; does nothing if errbuf is
+ * NULL or errlen is 0. The way components explain a refusal. */
+void usbip_errbuf_printf(char *errbuf, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 #ifdef __cplusplus
 }

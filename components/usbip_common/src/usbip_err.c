@@ -1,5 +1,8 @@
 #include "usbip_err.h"
 
+#include <stdarg.h>
+#include <stdio.h>
+
 const char *usbip_err_name(usbip_err_t err)
 {
     switch (err) {
@@ -18,4 +21,15 @@ const char *usbip_err_name(usbip_err_t err)
     case USBIP_ERR_PROTOCOL: return "USBIP_ERR_PROTOCOL";
     }
     return "USBIP_ERR_?";
+}
+
+void usbip_errbuf_printf(char *errbuf, size_t errlen, const char *fmt, ...)
+{
+    if (!errbuf || errlen == 0) {
+        return;
+    }
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(errbuf, errlen, fmt, ap);
+    va_end(ap);
 }
