@@ -54,7 +54,8 @@ void options_print_help(const char *prog)
         "Network:\n"
         "  -l, --listen ADDR          address to listen on (default: all addresses, IPv6\n"
         "                             dual-stack, else IPv4)\n"
-        "  -p, --port PORT            TCP port (default 3240)\n"
+        "  -p, --port PORT            TCP port (default 3240; 0 picks a free port, which\n"
+        "                             the first line on stdout reports)\n"
         "\n"
         "Devices (bus 1, ports 1, 2, ... in the order given; default: all four):\n"
         "  -d, --device SPEC          add a virtual device; SPEC is KIND[:KEY=VALUE,...]\n"
@@ -156,8 +157,8 @@ static options_result_t parse_one(int opt, const char *arg, options_t *opts)
     switch (opt) {
     case 'l': opts->listen_address = arg; break;
     case 'p':
-        if (!parse_uint(arg, 65535, &value) || value == 0) {
-            return bad_value("--port", arg, "a port number 1..65535");
+        if (!parse_uint(arg, 65535, &value)) {
+            return bad_value("--port", arg, "a port number 0..65535 (0: any free port)");
         }
         opts->port = (uint16_t)value;
         break;

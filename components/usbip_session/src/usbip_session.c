@@ -98,6 +98,12 @@ struct usbip_session {
     size_t hdr_have;
     size_t hdr_need;
     usbip_urb_header_t pending;
+    /* The endpoint as it was when the pending header was read: the header's
+     * checks and the stream framing (iso descriptors or not) depend on it,
+     * so admission uses this copy even if SET_INTERFACE changed the table
+     * while the header waited for a slot. */
+    usbip_endpoint_info_t pending_ep;
+    bool pending_ep_present;
     urb_slot_t *cur;
     size_t data_have;
     size_t data_need;
@@ -301,6 +307,12 @@ static uint32_t settle_iso_packets(usbip_urb_t *urb, int32_t *error_count)
         if (p->actual_length > p->length) {
             p->actual_length = p->length;
         }
+        /* Packets may overlap (a client's choice): the packed reply must
+         * still fit in the transfer buffer, so the running sum never
+         * passes urb->length. */
+        if (p->actual_length > urb->length - sum) {
+            p->actual_length = urb->length - sum;
+        }
         if (p->status != 0) {
             errors++;
         }
@@ -313,7 +325,9 @@ static uint32_t settle_iso_packets(usbip_urb_t *urb, int32_t *error_count)
 static void queue_ret_submit(usbip_session_t *s, urb_slot_t *slot)
 {
     usbip_urb_t *urb = &slot->urb;
-    const bool iso = urb->type == USBIP_XFER_ISOCHRONOUS && urb->num_iso_packets > 0;
+    /* Iso actual_length is always the sum of the packets (0 without any),
+     * whatever the backend put in urb->actual_length. */
+    const bool iso = urb->type == USBIP_XFER_ISOCHRONOUS;
     int32_t status = urb->status;
     int32_t error_count = 0;
     uint32_t actual = urb->actual_length;
@@ -355,7 +369,7 @@ static void queue_ret_submit(usbip_session_t *s, urb_slot_t *slot)
     if (urb->dir_in && actual > 0) {
         r->seg[r->nseg++] = (usbip_iovec_t){urb->buffer, actual};
     }
-    if (iso) {
+    if (iso && urb->num_iso_packets > 0) {
         usbip_iso_packets_to_wire(urb->iso, urb->num_iso_packets);
         r->seg[r->nseg++] =
             (usbip_iovec_t){urb->iso, urb->num_iso_packets * (size_t)USBIP_ISO_DESC_SIZE};
@@ -522,7 +536,7 @@ static bool admit_submit(usbip_session_t *s)
         return false;
     }
     const bool dir_in = hdr->direction == USBIP_DIR_IN;
-    const usbip_endpoint_info_t *ep = usbip_device_endpoint(s->dev, (uint8_t)hdr->ep, dir_in);
+    const usbip_endpoint_info_t *ep = s->pending_ep_present ? &s->pending_ep : NULL;
     fill_urb_request(slot, hdr, ep);
 
     if (slot->urb.num_iso_packets > 0 &&
@@ -585,6 +599,10 @@ static bool admit_unlink(usbip_session_t *s)
     }
     const uint32_t unlink_seqnum = s->pending.seqnum;
     urb_slot_t *victim = find_slot_by_seqnum(s, s->pending.u.unlink.victim_seqnum);
+    /* This CMD_UNLINK is admitted: leave IN_ADMIT before calling the
+     * backend, whose cancel() may complete the victim at once, and the
+     * completion path must not admit this same CMD_UNLINK a second time. */
+    expect_header(s, IN_URB_HEADER, USBIP_URB_HEADER_SIZE);
     if (victim && victim->state == SLOT_IN_BACKEND) {
         victim->state = SLOT_UNLINKED;
         s->dev->ops->cancel(s->dev->ctx, &victim->urb);
@@ -593,7 +611,6 @@ static bool admit_unlink(usbip_session_t *s)
     } else {
         queue_ret_unlink(s, u, unlink_seqnum, 0);
     }
-    expect_header(s, IN_URB_HEADER, USBIP_URB_HEADER_SIZE);
     return true;
 }
 
@@ -631,6 +648,10 @@ static usbip_err_t handle_urb_header(usbip_session_t *s)
         }
         const usbip_endpoint_info_t *ep =
             usbip_device_endpoint(s->dev, (uint8_t)hdr->ep, hdr->direction == USBIP_DIR_IN);
+        s->pending_ep_present = ep != NULL;
+        if (ep) {
+            s->pending_ep = *ep;
+        }
         const bool is_iso = ep && ep->type == USBIP_XFER_ISOCHRONOUS;
         const usbip_submit_limits_t limits = {
             .max_transfer_length = s->cfg.limits.max_urb_size,
@@ -983,12 +1004,15 @@ size_t usbip_session_output(usbip_session_t *s, usbip_iovec_t *iov, size_t max_i
     return count;
 }
 
-static void reply_written(usbip_session_t *s, reply_t *r)
+/* r leaves the queue: written (sent), or dropped at close (not sent). */
+static void reply_written(usbip_session_t *s, reply_t *r, bool sent)
 {
     switch (r->kind) {
     case REPLY_URB: {
         urb_slot_t *slot = (urb_slot_t *)((char *)r - offsetof(urb_slot_t, reply));
-        STATS_ADD(s, urbs_completed, 1);
+        if (sent) {
+            STATS_ADD(s, urbs_completed, 1);
+        }
         release_slot(s, slot);
         break;
     }
@@ -1017,7 +1041,7 @@ void usbip_session_output_done(usbip_session_t *s, size_t n)
         if (!s->out_head) {
             s->out_tail = NULL;
         }
-        reply_written(s, r);
+        reply_written(s, r, true);
     }
     try_admit_pending(s);
 }
@@ -1070,7 +1094,7 @@ static void drop_output(usbip_session_t *s)
     while (s->out_head) {
         reply_t *r = s->out_head;
         s->out_head = r->next;
-        reply_written(s, r);
+        reply_written(s, r, false);
     }
     s->out_tail = NULL;
     s->out_offset = 0;

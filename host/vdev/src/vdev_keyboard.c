@@ -144,7 +144,7 @@ static void next_report(keyboard_t *kb, uint8_t report[REPORT_SIZE])
 {
     memset(report, 0, REPORT_SIZE);
     if (!kb->key_down) {
-        keystroke_t k;
+        keystroke_t k = {0};
         ascii_to_key(kb->text[kb->typed], &k); /* validated at create */
         report[0] = k.modifier;
         report[2] = k.keycode;
