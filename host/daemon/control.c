@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +18,7 @@ static const char *TAG = "control";
 
 #define CONTROL_LINE_MAX 1024
 #define CONTROL_REPLY_MAX 16384
+#define CONTROL_CLIENT_TIMEOUT_S 10
 
 static bool fill_unix_address(const char *path, struct sockaddr_un *addr)
 {
@@ -47,6 +49,7 @@ int control_listen(const char *path)
         close(fd);
         return -1;
     }
+    fd_set_nonblocking(fd); /* the poll loop accepts; never block it */
     return fd;
 }
 
@@ -164,21 +167,128 @@ void control_execute(const char *line, usbip_server_t *srv, device_set_t *device
     }
 }
 
-static bool read_line(int fd, char *line, size_t len)
+struct control_conn {
+    int fd;
+    char line[CONTROL_LINE_MAX];
+    size_t line_len;
+    char *reply; /* NULL while the command line is being read */
+    size_t reply_len, reply_sent;
+    uint64_t deadline_ms;
+};
+
+control_conn_t *control_accept(int listen_fd, uint64_t now_ms)
 {
-    size_t have = 0;
-    while (have + 1 < len) {
-        ssize_t n = read(fd, line + have, 1);
-        if (n <= 0) {
-            break;
-        }
-        if (line[have] == '\n') {
-            break;
-        }
-        have++;
+    int fd = accept_cloexec(listen_fd);
+    if (fd < 0) {
+        return NULL;
     }
-    line[have] = '\0';
-    return have > 0;
+    control_conn_t *c = calloc(1, sizeof *c);
+    if (!c) {
+        close(fd);
+        return NULL;
+    }
+    fd_set_nonblocking(fd);
+    c->fd = fd;
+    c->deadline_ms = now_ms + CONTROL_IDLE_MS;
+    return c;
+}
+
+int control_conn_fd(const control_conn_t *c) { return c->fd; }
+
+short control_conn_events(const control_conn_t *c) { return c->reply ? POLLOUT : POLLIN; }
+
+bool control_conn_expired(const control_conn_t *c, uint64_t now_ms)
+{
+    return now_ms >= c->deadline_ms;
+}
+
+void control_conn_close(control_conn_t *c)
+{
+    if (!c) {
+        return;
+    }
+    close(c->fd);
+    free(c->reply);
+    free(c);
+}
+
+/* The line is complete (newline, EOF, or full): run it and start the reply. */
+static bool run_command(control_conn_t *c, usbip_server_t *srv, device_set_t *devices)
+{
+    c->line[c->line_len] = '\0';
+    if (c->line_len == 0) {
+        return false; /* nothing asked */
+    }
+    c->reply = malloc(CONTROL_REPLY_MAX);
+    if (!c->reply) {
+        return false;
+    }
+    USBIP_LOGD(TAG, "command: %s", c->line);
+    control_execute(c->line, srv, devices, c->reply, CONTROL_REPLY_MAX);
+    c->reply_len = strlen(c->reply);
+    c->reply_sent = 0;
+    return true;
+}
+
+static bool read_command(control_conn_t *c, usbip_server_t *srv, device_set_t *devices)
+{
+    for (;;) {
+        char *nl = memchr(c->line, '\n', c->line_len);
+        if (nl) {
+            c->line_len = (size_t)(nl - c->line);
+            return run_command(c, srv, devices);
+        }
+        if (c->line_len + 1 >= sizeof c->line) {
+            return run_command(c, srv, devices); /* over-long: run what fits */
+        }
+        ssize_t n = read(c->fd, c->line + c->line_len, sizeof c->line - 1 - c->line_len);
+        if (n > 0) {
+            c->line_len += (size_t)n;
+        } else if (n == 0) {
+            return run_command(c, srv, devices); /* EOF ends the line too */
+        } else if (errno == EINTR) {
+            continue;
+        } else {
+            return errno == EAGAIN || errno == EWOULDBLOCK;
+        }
+    }
+}
+
+static bool write_reply(control_conn_t *c)
+{
+    while (c->reply_sent < c->reply_len) {
+        ssize_t n = send(c->fd, c->reply + c->reply_sent, c->reply_len - c->reply_sent,
+                         MSG_NOSIGNAL);
+        if (n > 0) {
+            c->reply_sent += (size_t)n;
+        } else if (n < 0 && errno == EINTR) {
+            continue;
+        } else {
+            return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+        }
+    }
+    return false; /* all sent: done */
+}
+
+bool control_conn_service(control_conn_t *c, short revents, uint64_t now_ms,
+                          usbip_server_t *srv, device_set_t *devices)
+{
+    if (revents & (POLLERR | POLLNVAL)) {
+        return false;
+    }
+    bool more;
+    if (!c->reply) {
+        more = read_command(c, srv, devices);
+        if (more && c->reply) {
+            more = write_reply(c); /* usually fits at once */
+        }
+    } else {
+        more = write_reply(c);
+    }
+    if (more) {
+        c->deadline_ms = now_ms + CONTROL_IDLE_MS;
+    }
+    return more;
 }
 
 static void write_all(int fd, const char *buf, size_t len)
@@ -191,27 +301,6 @@ static void write_all(int fd, const char *buf, size_t len)
         buf += n;
         len -= (size_t)n;
     }
-}
-
-void control_handle(int listen_fd, usbip_server_t *srv, device_set_t *devices)
-{
-    int fd = accept_cloexec(listen_fd);
-    if (fd < 0) {
-        return;
-    }
-    /* The command arrives at once from a local client; never stall the loop long. */
-    struct timeval timeout = {.tv_sec = 1};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
-    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, sizeof timeout);
-    char line[CONTROL_LINE_MAX];
-    char *reply = malloc(CONTROL_REPLY_MAX);
-    if (reply && read_line(fd, line, sizeof line)) {
-        USBIP_LOGD(TAG, "command: %s", line);
-        control_execute(line, srv, devices, reply, CONTROL_REPLY_MAX);
-        write_all(fd, reply, strlen(reply));
-    }
-    free(reply);
-    close(fd);
 }
 
 int control_client_main(int argc, char **argv)
@@ -248,6 +337,10 @@ int control_client_main(int argc, char **argv)
         }
         return 1;
     }
+    /* A daemon that does not answer must not hang the tool. */
+    struct timeval timeout = {.tv_sec = CONTROL_CLIENT_TIMEOUT_S};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, sizeof timeout);
     write_all(fd, line, strlen(line));
     char buf[4096];
     bool ok = false, first = true;
@@ -258,6 +351,11 @@ int control_client_main(int argc, char **argv)
             first = false;
         }
         fwrite(buf, 1, (size_t)n, stdout);
+    }
+    if (n < 0) {
+        fprintf(stderr, "usbip-server ctl: no complete reply from \"%s\" within %d s: %s\n", path,
+                CONTROL_CLIENT_TIMEOUT_S, strerror(errno));
+        ok = false;
     }
     close(fd);
     return ok ? 0 : 1;

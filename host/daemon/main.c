@@ -136,6 +136,13 @@ static int run(const options_t *opts)
                 opts->settings_path);
         return 1;
     }
+    /* Write it once now, so an unwritable place fails at start, not at the first change. */
+    if (file_store && store.ops->commit(store.ctx) != USBIP_OK) {
+        fprintf(stderr, "usbip-server: cannot write settings file %s (see the log above)\n",
+                opts->settings_path);
+        usbip_file_store_close(file_store);
+        return 1;
+    }
     usbip_server_config_t cfg;
     usbip_server_config_default(&cfg);
     cfg.limits = opts->limits;

@@ -25,6 +25,7 @@ static const char *TAG = "loop";
 #define MAX_IOV 64
 #define READ_BUDGET_PER_WAKEUP (1024u * 1024u) /* fairness between connections */
 #define SHUTDOWN_GRACE_MS 3000
+#define MAX_CONTROL_CONNS 8
 
 typedef struct {
     int fd;
@@ -37,6 +38,10 @@ struct server_loop {
     int listen_fds[MAX_LISTENERS];
     size_t listen_count;
     int control_fd;
+    control_conn_t *ctl_conns[MAX_CONTROL_CONNS];
+    size_t ctl_count;
+    size_t ctl_first_pollfd; /* index of ctl_conns[0] in pollfds */
+    size_t ctl_polled;       /* control connections in the last pollfd set */
     int wake_pipe[2];
     volatile sig_atomic_t stop;
     uint16_t port;
@@ -343,7 +348,7 @@ static void service_sessions(server_loop_t *loop)
 
 static size_t build_pollfds(server_loop_t *loop)
 {
-    size_t need = 2 + loop->listen_count + loop->conn_count;
+    size_t need = 2 + loop->listen_count + loop->conn_count + loop->ctl_count;
     struct pollfd *pfds = realloc(loop->pollfds, need * sizeof *pfds);
     if (!pfds) {
         return 0;
@@ -367,10 +372,62 @@ static size_t build_pollfds(server_loop_t *loop)
         }
         pfds[n++] = (struct pollfd){.fd = events ? conn->fd : -1, .events = events};
     }
+    loop->ctl_first_pollfd = n;
+    loop->ctl_polled = loop->ctl_count;
+    for (size_t i = 0; i < loop->ctl_count; i++) {
+        control_conn_t *c = loop->ctl_conns[i];
+        pfds[n++] = (struct pollfd){.fd = control_conn_fd(c), .events = control_conn_events(c)};
+    }
     return n;
 }
 
-static void handle_events(server_loop_t *loop, size_t nfds)
+static void remove_control_conn(server_loop_t *loop, size_t i)
+{
+    control_conn_close(loop->ctl_conns[i]);
+    loop->ctl_conns[i] = loop->ctl_conns[--loop->ctl_count];
+    loop->ctl_conns[loop->ctl_count] = NULL;
+}
+
+/* Control connections: serve the ready ones, drop the idle ones, accept new
+ * ones. Each does non-blocking I/O only, so a slow control client never
+ * holds up the USB/IP sessions. */
+static void handle_control(server_loop_t *loop, short listen_revents)
+{
+    const uint64_t now = monotonic_ms();
+    /* Backwards: removing swaps in the last entry, which is already done. */
+    for (size_t i = loop->ctl_polled; i-- > 0;) {
+        short revents = loop->pollfds[loop->ctl_first_pollfd + i].revents;
+        if (revents && !control_conn_service(loop->ctl_conns[i], revents, now, loop->srv,
+                                             loop->devices)) {
+            remove_control_conn(loop, i);
+        }
+    }
+    for (size_t i = loop->ctl_count; i-- > 0;) {
+        if (control_conn_expired(loop->ctl_conns[i], now)) {
+            USBIP_LOGW(TAG, "control connection idle for %d ms: closed", CONTROL_IDLE_MS);
+            remove_control_conn(loop, i);
+        }
+    }
+    if (!(listen_revents & POLLIN)) {
+        return;
+    }
+    control_conn_t *c;
+    while ((c = control_accept(loop->control_fd, now)) != NULL) {
+        if (loop->ctl_count == MAX_CONTROL_CONNS) {
+            USBIP_LOGW(TAG, "more than %d control connections at once: refused",
+                       MAX_CONTROL_CONNS);
+            control_conn_close(c);
+            continue;
+        }
+        loop->ctl_conns[loop->ctl_count++] = c;
+        /* Most commands are already there: serve at once. */
+        if (!control_conn_service(c, POLLIN, now, loop->srv, loop->devices)) {
+            remove_control_conn(loop, loop->ctl_count - 1);
+        }
+    }
+}
+
+static void handle_events(server_loop_t *loop)
 {
     struct pollfd *pfds = loop->pollfds;
     if (pfds[0].revents) {
@@ -378,12 +435,9 @@ static void handle_events(server_loop_t *loop, size_t nfds)
         while (read(loop->wake_pipe[0], drain, sizeof drain) > 0) {
         }
     }
-    if (pfds[1].revents & POLLIN) {
-        control_handle(loop->control_fd, loop->srv, loop->devices);
-    }
     size_t first_conn = 2 + loop->listen_count;
     /* Connections first: accepting may reorder the connection array. */
-    size_t conn_fds = nfds - first_conn;
+    size_t conn_fds = loop->ctl_first_pollfd - first_conn;
     for (size_t i = 0; i < conn_fds && i < loop->conn_count; i++) {
         short revents = pfds[first_conn + i].revents;
         connection_t *conn = loop->conns[i];
@@ -399,6 +453,7 @@ static void handle_events(server_loop_t *loop, size_t nfds)
             accept_connection(loop, loop->listen_fds[i]);
         }
     }
+    handle_control(loop, pfds[1].revents);
 }
 
 static int poll_timeout(server_loop_t *loop)
@@ -445,7 +500,9 @@ void server_loop_run(server_loop_t *loop)
             break;
         }
         if (rc > 0) {
-            handle_events(loop, nfds);
+            handle_events(loop);
+        } else if (loop->ctl_count > 0) {
+            handle_control(loop, 0); /* idle timeouts */
         }
     }
     shut_down_sessions(loop);
@@ -464,6 +521,9 @@ void server_loop_destroy(server_loop_t *loop)
             close(loop->conns[i]->fd);
         }
         free(loop->conns[i]);
+    }
+    for (size_t i = 0; i < loop->ctl_count; i++) {
+        control_conn_close(loop->ctl_conns[i]);
     }
     if (loop->wake_pipe[0] >= 0) {
         close(loop->wake_pipe[0]);

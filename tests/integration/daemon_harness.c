@@ -11,6 +11,9 @@
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#ifdef __linux__
+#include <sys/prctl.h>
+#endif
 #include <time.h>
 #include <unistd.h>
 
@@ -230,6 +233,10 @@ static bool spawn(daemon_t *d)
         return false;
     }
     if (pid == 0) {
+#ifdef __linux__
+        /* If the test program dies (a crash, a sanitizer abort), so does its daemon. */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+#endif
         int out = open(d->out_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
         int err = open(d->log_path, O_WRONLY | O_CREAT | O_APPEND, 0644);
         int null = open("/dev/null", O_RDONLY);
@@ -341,21 +348,8 @@ bool daemon_restart_with(daemon_t *d, const char *const *extra)
     return daemon_start(d, extra);
 }
 
-int daemon_ctl(daemon_t *d, const char *cmd, char *out, size_t outlen)
+int it_exec(const char *const argv[], char *out, size_t outlen, int timeout_ms)
 {
-    char words[1024];
-    snprintf(words, sizeof words, "%s", cmd);
-    const char *argv[40];
-    size_t n = 0;
-    argv[n++] = d->exe;
-    argv[n++] = "ctl";
-    argv[n++] = "--control";
-    argv[n++] = d->ctl_path;
-    for (char *save = NULL, *w = strtok_r(words, " ", &save); w && n < 38;
-         w = strtok_r(NULL, " ", &save)) {
-        argv[n++] = w;
-    }
-    argv[n] = NULL;
     if (out && outlen) {
         out[0] = '\0';
     }
@@ -371,21 +365,26 @@ int daemon_ctl(daemon_t *d, const char *cmd, char *out, size_t outlen)
         return -1;
     }
     if (pid == 0) {
+        int null = open("/dev/null", O_RDONLY);
+        if (null >= 0) {
+            dup2(null, 0);
+        }
         dup2(fds[1], 1);
         dup2(fds[1], 2);
         close(fds[0]);
         close(fds[1]);
-        execv(d->exe, (char *const *)argv);
+        execv(argv[0], (char *const *)argv);
         _exit(127);
     }
     close(fds[1]);
     size_t used = 0;
-    uint64_t deadline = it_now_ms() + 10000;
+    uint64_t deadline = it_now_ms() + (uint64_t)timeout_ms;
     for (;;) {
-        int left = (int)(deadline - it_now_ms());
-        if (left <= 0) {
+        uint64_t now = it_now_ms();
+        if (now >= deadline) {
             break;
         }
+        int left = (int)(deadline - now);
         struct pollfd pfd = {.fd = fds[0], .events = POLLIN};
         if (poll(&pfd, 1, left) <= 0) {
             continue;
@@ -411,6 +410,26 @@ int daemon_ctl(daemon_t *d, const char *cmd, char *out, size_t outlen)
     }
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
+
+int daemon_ctl(daemon_t *d, const char *cmd, char *out, size_t outlen)
+{
+    char words[1024];
+    snprintf(words, sizeof words, "%s", cmd);
+    const char *argv[40];
+    size_t n = 0;
+    argv[n++] = d->exe;
+    argv[n++] = "ctl";
+    argv[n++] = "--control";
+    argv[n++] = d->ctl_path;
+    for (char *save = NULL, *w = strtok_r(words, " ", &save); w && n < 38;
+         w = strtok_r(NULL, " ", &save)) {
+        argv[n++] = w;
+    }
+    argv[n] = NULL;
+    return it_exec(argv, out, outlen, 10000);
+}
+
+const char *it_daemon_path(void) { return s_exe; }
 
 bool daemon_ctl_ok(daemon_t *d, const char *cmd, char *out, size_t outlen)
 {
@@ -553,7 +572,7 @@ void it_run(const char *name, void (*fn)(daemon_t *d), const char *const *flags)
     release_tracked();
     int before_stop = it_case_failures;
     daemon_stop(&d);
-    if (it_case_failures > 0 && d.log_path[0]) {
+    if ((it_case_failures > 0 || getenv("IT_SHOW_LOGS")) && d.log_path[0]) {
         if (before_stop == it_case_failures) {
             fprintf(stderr, "  daemon banner: %s\n", d.banner);
         }

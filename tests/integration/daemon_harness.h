@@ -7,7 +7,7 @@
  *   sends its stderr to <tmpdir>/daemon.log.
  * - daemon_stop() sends SIGTERM and requires exit status 0 (under ASan a leak
  *   or any sanitizer report makes it fail) and prints the daemon log whenever
- *   the test case failed.
+ *   the test case failed (or always, with IT_SHOW_LOGS set in the environment).
  * - daemon_ctl() runs `usbip-server ctl --control <sock> ...`.
  * - Every wait is bounded: client library timeouts, bounded polling loops,
  *   and an alarm() for the whole program.
@@ -153,6 +153,13 @@ usbip_client_t *it_connect(daemon_t *d);
  * session that just ended may not have released it yet), up to 3 s. */
 usbip_client_t *it_import(daemon_t *d, const char *busid, usbip_device_record_t *rec);
 void it_close(usbip_client_t *c);
+
+/* Run argv (argv[0] a path) with stdin from /dev/null; out gets stdout and
+ * stderr. Returns the exit status, -1 if it could not run, was killed or
+ * outlived timeout_ms. */
+int it_exec(const char *const argv[], char *out, size_t outlen, int timeout_ms);
+/* The usbip-server binary under test (argv[1]). */
+const char *it_daemon_path(void);
 
 uint64_t it_now_ms(void);
 void it_sleep_ms(int ms);

@@ -300,6 +300,61 @@ static void serial_echo_pipelined(daemon_t *d)
     }
 }
 
+/* Tight limits (--max-urbs 2, --max-bytes-in-flight 96K, 64 KiB URBs): the
+ * session reads no more than it may run, but every URB is served, in order. */
+static void limits_queue_never_drop(daemon_t *d)
+{
+    usbip_client_t *c = it_import(d, BUSID_ZERO, NULL);
+    REQUIRE(c);
+    enum { N = 40 };
+    usbip_client_urb_t *urbs = it_malloc(N * sizeof *urbs);
+    uint8_t *pattern = it_malloc(64 * KIB);
+    REQUIRE(urbs && pattern);
+    it_fill_pattern(pattern, 64 * KIB, 512);
+    for (int i = 0; i < N; i++) {
+        bool in = i % 3 != 0;
+        urbs[i] = (usbip_client_urb_t){.ep = 1, .dir_in = in, .length = 64 * KIB,
+                                       .buffer = in ? it_malloc(64 * KIB) : pattern};
+        REQUIRE(urbs[i].buffer);
+        REQUIRE(it_submit(c, &urbs[i]));
+    }
+    int last_in = -1, last_out = -1;
+    for (int i = 0; i < N; i++) {
+        usbip_client_urb_t *done = NULL;
+        REQUIRE(it_wait(c, &done, NULL, NULL));
+        REQUIRE(done >= urbs && done < urbs + N);
+        int k = (int)(done - urbs);
+        int *last = done->dir_in ? &last_in : &last_out;
+        CHECK(k > *last);
+        *last = k;
+        CHECK_EQ(done->status, 0);
+        CHECK_EQ(done->actual_length, 64 * KIB);
+        if (done->dir_in) {
+            CHECK_EQ(it_pattern_mismatch(done->buffer, 64 * KIB, 512), -1);
+        }
+    }
+    CHECK(it_zero_in_ok(c, 64 * KIB));
+}
+
+/* ctl sessions counts what went through the session. */
+static void session_counters(daemon_t *d)
+{
+    usbip_client_t *c = it_import(d, BUSID_ZERO, NULL);
+    REQUIRE(c);
+    uint8_t buf[4096];
+    uint32_t actual = 0;
+    for (int i = 0; i < 3; i++) {
+        CHECK_EQ(it_transfer(c, 1, true, buf, 1000, &actual), 0);
+    }
+    it_fill_pattern(buf, 512, 512);
+    CHECK_EQ(it_transfer(c, 1, false, buf, 512, &actual), 0);
+    CHECK_EQ(it_transfer(c, 1, false, buf, 512, &actual), 0);
+    char out[4096];
+    REQUIRE(daemon_ctl_ok(d, "sessions", out, sizeof out));
+    CHECK_CONTAINS(out, "127.0.0.1 device=1-4 urbs=5 in=3000 out=1024 errors=0");
+    printf("  %s", out);
+}
+
 int main(int argc, char **argv)
 {
     it_init(argc, argv, 150);
@@ -309,5 +364,9 @@ int main(int argc, char **argv)
     it_run("zero_loopback", zero_loopback, NULL);
     it_run("serial_echo", serial_echo, NULL);
     it_run("serial_echo_pipelined", serial_echo_pipelined, NULL);
+    it_run("session_counters", session_counters, NULL);
+    static const char *const tight[] = {"--max-urbs", "2", "--max-urb-size", "64K",
+                                        "--max-bytes-in-flight", "96K", NULL};
+    it_run("limits_queue_never_drop", limits_queue_never_drop, tight);
     return it_finish();
 }

@@ -260,6 +260,48 @@ static void zero_vendor_requests(daemon_t *d)
     CHECK_EQ(it_control(c, 0xc0, 0x5c, 0, 0, back, 4096, &actual), 0);
 }
 
+/* transfer_buffer_length and wLength disagree: the server reads exactly
+ * transfer_buffer_length OUT bytes, never returns more IN bytes than
+ * transfer_buffer_length, and stays in step. */
+static void control_lengths_disagree(daemon_t *d)
+{
+    usbip_client_t *c = it_import(d, BUSID_ZERO, NULL);
+    REQUIRE(c);
+    const uint32_t devid = usbip_client_devid(c);
+    /* OUT: wLength 10, 20 bytes of payload. */
+    uint8_t req[48 + 20];
+    it_urb_header(req, 1, 0x500, devid, 0, 0, 0, 20, 0, 0, 0,
+                  (const uint8_t[8]){0x40, 0x5b, 0, 0, 0, 0, 10, 0});
+    for (int i = 0; i < 20; i++) {
+        req[48 + i] = (uint8_t)(0xa0 + i);
+    }
+    REQUIRE_OK(c, usbip_client_send_raw(c, req, sizeof req));
+    uint8_t ret[48 + 255];
+    REQUIRE_OK(c, usbip_client_recv_raw(c, ret, 48));
+    CHECK_EQ(it_be32(ret + 0), 3);
+    CHECK_EQ(it_be32(ret + 4), 0x500);
+    CHECK_EQ(it_be32(ret + 0x14), 0);
+    CHECK(it_be32(ret + 0x18) <= 20);
+    /* IN: wLength 255 (device descriptor is 18), buffer of 8. */
+    uint8_t hdr[48];
+    it_urb_header(hdr, 1, 0x501, devid, 1, 0, 0, 8, 0, 0, 0,
+                  (const uint8_t[8]){0x80, 6, 0, 1, 0, 0, 255, 0});
+    REQUIRE_OK(c, usbip_client_send_raw(c, hdr, sizeof hdr));
+    REQUIRE_OK(c, usbip_client_recv_raw(c, ret, 48));
+    CHECK_EQ(it_be32(ret + 4), 0x501);
+    CHECK_EQ(it_be32(ret + 0x14), 0);
+    uint32_t got = it_be32(ret + 0x18);
+    REQUIRE(got <= 8);
+    REQUIRE_OK(c, usbip_client_recv_raw(c, ret + 48, got));
+    CHECK(got == 8 && ret[48] == 18 && ret[49] == 1);
+    /* Still in step: the vendor buffer holds the first 10 bytes sent. */
+    uint8_t back[64] = {0};
+    uint32_t actual = 0;
+    CHECK_EQ(it_control(c, 0xc0, 0x5c, 0, 0, back, 64, &actual), 0);
+    CHECK_EQ(actual, 10);
+    CHECK(back[0] == 0xa0 && back[9] == 0xa9);
+}
+
 int main(int argc, char **argv)
 {
     it_init(argc, argv, 150);
@@ -269,5 +311,6 @@ int main(int argc, char **argv)
     it_run("descriptors_zero", descriptors_zero, NULL);
     it_run("keyboard_hid_descriptors", keyboard_hid_descriptors, NULL);
     it_run("zero_vendor_requests", zero_vendor_requests, NULL);
+    it_run("control_lengths_disagree", control_lengths_disagree, NULL);
     return it_finish();
 }

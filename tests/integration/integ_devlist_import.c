@@ -259,6 +259,68 @@ static void import_unknown_busid(daemon_t *d)
     CHECK(it_expect_closed(c, 3000, NULL));
 }
 
+/* Version 0x0100 requests are answered with the version echoed. */
+static void devlist_version_0100(daemon_t *d)
+{
+    usbip_client_t *c = it_connect(d);
+    REQUIRE(c);
+    usbip_client_set_op_version(c, 0x0100);
+    size_t n = 0;
+    REQUIRE_OK(c, usbip_client_devlist(c, NULL, NULL, &n));
+    CHECK_EQ(n, 4);
+}
+
+/* IMPORT and the first CMD_SUBMIT in one write, as a pipelining client may
+ * send them: both are answered, in order. */
+static void import_and_submit_in_one_write(daemon_t *d)
+{
+    usbip_client_t *c = it_connect(d);
+    REQUIRE(c);
+    uint8_t req[40 + 48] = {0x01, 0x11, 0x80, 0x03};
+    memcpy(req + 8, BUSID_ZERO, strlen(BUSID_ZERO));
+    const uint8_t setup[8] = {0x80, 6, 0x00, 0x01, 0, 0, 18, 0};
+    it_urb_header(req + 40, 1, 77, (1u << 16) | 4, 1, 0, 0, 18, 0, 0, 0, setup);
+    REQUIRE_OK(c, usbip_client_send_raw(c, req, sizeof req));
+    uint8_t rep[320 + 48 + 18];
+    REQUIRE_OK(c, usbip_client_recv_raw(c, rep, sizeof rep));
+    CHECK_EQ(it_be32(rep + 4), 0);
+    CHECK_STR((const char *)rep + 0x108, BUSID_ZERO);
+    const uint8_t *ret = rep + 320;
+    CHECK_EQ(it_be32(ret + 0), 3);
+    CHECK_EQ(it_be32(ret + 4), 77);
+    CHECK_EQ(it_be32(ret + 0x14), 0);
+    CHECK_EQ(it_be32(ret + 0x18), 18);
+    CHECK_EQ(it_le16(ret + 48 + 8), 0x0525);
+}
+
+/* A CMD_SUBMIT and its OUT payload trickling in one byte per write. */
+static void submit_byte_by_byte(daemon_t *d)
+{
+    usbip_client_t *c = it_import(d, BUSID_ZERO, NULL);
+    REQUIRE(c);
+    uint8_t req[48 + 100];
+    it_urb_header(req, 1, 5, usbip_client_devid(c), 0, 0, 0, 100, 0, 0, 0,
+                  (const uint8_t[8]){0x40, 0x5b, 0, 0, 0, 0, 100, 0});
+    it_fill_random(req + 48, 100, 3);
+    for (size_t i = 0; i < sizeof req; i++) {
+        REQUIRE_OK(c, usbip_client_send_raw(c, req + i, 1));
+        if (i % 16 == 0) {
+            it_sleep_ms(2);
+        }
+    }
+    uint8_t ret[48];
+    REQUIRE_OK(c, usbip_client_recv_raw(c, ret, sizeof ret));
+    CHECK_EQ(it_be32(ret + 0), 3);
+    CHECK_EQ(it_be32(ret + 4), 5);
+    CHECK_EQ(it_be32(ret + 0x14), 0);
+    CHECK_EQ(it_be32(ret + 0x18), 100); /* OUT: bytes taken, and no data follows */
+    uint8_t back[100];
+    uint32_t actual = 0;
+    CHECK_EQ(it_control(c, 0xc0, 0x5c, 0, 0, back, 100, &actual), 0);
+    CHECK_EQ(actual, 100);
+    CHECK(memcmp(back, req + 48, 100) == 0);
+}
+
 int main(int argc, char **argv)
 {
     it_init(argc, argv, 150);
@@ -268,5 +330,8 @@ int main(int argc, char **argv)
     it_run("import_busy_then_release", import_busy_then_release, NULL);
     it_run("import_raw_reply", import_raw_reply, NULL);
     it_run("import_unknown_busid", import_unknown_busid, NULL);
+    it_run("devlist_version_0100", devlist_version_0100, NULL);
+    it_run("import_and_submit_in_one_write", import_and_submit_in_one_write, NULL);
+    it_run("submit_byte_by_byte", submit_byte_by_byte, NULL);
     return it_finish();
 }

@@ -1,8 +1,13 @@
 /* 11: hot-plug through the control socket. Unplugging an imported device
  * closes its session within a second and removes it from DEVLIST; plugging
  * adds a device at the lowest free port. */
+#include <errno.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
 
 #include "integ_util.h"
 
@@ -192,11 +197,97 @@ static void unplug_all_while_busy(daemon_t *d)
     CHECK(it_serial_echo_ok(s, 1000, 4));
 }
 
+static int control_connect(daemon_t *d)
+{
+    struct sockaddr_un a = {.sun_family = AF_UNIX};
+    size_t len = strlen(d->ctl_path);
+    if (len >= sizeof a.sun_path) {
+        return -1;
+    }
+    memcpy(a.sun_path, d->ctl_path, len + 1);
+    int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    if (fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
+        close(fd);
+        fd = -1;
+    }
+    return fd;
+}
+
+/* Read until EOF (bounded); returns the text, "" on timeout. */
+static void control_read_all(int fd, char *out, size_t len, int timeout_ms)
+{
+    size_t used = 0;
+    out[0] = '\0';
+    uint64_t deadline = it_now_ms() + (uint64_t)timeout_ms;
+    while (it_now_ms() < deadline && used + 1 < len) {
+        struct pollfd pfd = {.fd = fd, .events = POLLIN};
+        if (poll(&pfd, 1, (int)(deadline - it_now_ms())) <= 0) {
+            continue;
+        }
+        ssize_t n = read(fd, out + used, len - 1 - used);
+        if (n <= 0) {
+            return;
+        }
+        used += (size_t)n;
+        out[used] = '\0';
+    }
+}
+
+/* Control clients that are slow to send (or never do) must not hold up the
+ * USB/IP sessions or other control clients; idle ones are dropped. */
+static void control_socket_never_blocks(daemon_t *d)
+{
+    usbip_client_t *c = it_import(d, BUSID_ZERO, NULL);
+    REQUIRE(c);
+    int idle = control_connect(d);
+    REQUIRE(idle >= 0);
+    uint64_t idle_since = it_now_ms();
+    it_sleep_ms(50);
+    /* Transfers stay fast with an idle control client connected. */
+    uint64_t worst = 0;
+    for (int i = 0; i < 20; i++) {
+        uint64_t t0 = it_now_ms();
+        CHECK(it_zero_in_ok(c, 4096));
+        uint64_t dt = it_now_ms() - t0;
+        worst = dt > worst ? dt : worst;
+    }
+    printf("  worst transfer with an idle control client: %llu ms\n", (unsigned long long)worst);
+    CHECK(worst < 300);
+    /* Other control clients are served meanwhile. */
+    char out[4096];
+    uint64_t t0 = it_now_ms();
+    CHECK(daemon_ctl_ok(d, "list", out, sizeof out));
+    CHECK(it_now_ms() - t0 < 500);
+    /* A command in pieces, ended by EOF instead of a newline. */
+    int slow = control_connect(d);
+    REQUIRE(slow >= 0);
+    CHECK_EQ(write(slow, "sta", 3), 3);
+    it_sleep_ms(100);
+    CHECK(it_zero_in_ok(c, 4096));
+    CHECK_EQ(write(slow, "tus 1-4", 7), 7);
+    shutdown(slow, SHUT_WR);
+    control_read_all(slow, out, sizeof out, 2000);
+    close(slow);
+    CHECK_STR(out, "ok config 1 alt 0, pattern errors 0\n");
+    /* The idle one is closed after 5 s without a command. */
+    int left = 5600 - (int)(it_now_ms() - idle_since);
+    control_read_all(idle, out, sizeof out, left > 0 ? left : 1);
+    char byte;
+    errno = 0;
+    ssize_t n = recv(idle, &byte, 1, MSG_DONTWAIT);
+    CHECK(n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK));
+    CHECK(it_now_ms() - idle_since >= 4500);
+    close(idle);
+    CHECK(it_zero_in_ok(c, 4096));
+    CHECK(daemon_ctl_ok(d, "list", out, sizeof out));
+}
+
 int main(int argc, char **argv)
 {
     it_init(argc, argv, 150);
     it_run("unplug_imported_device", unplug_imported_device, NULL);
     it_run("unplug_and_plug_idle", unplug_and_plug_idle, NULL);
     it_run("unplug_all_while_busy", unplug_all_while_busy, NULL);
+    it_run("control_socket_never_blocks", control_socket_never_blocks, NULL);
     return it_finish();
 }

@@ -256,6 +256,32 @@ static void iso_many_in_flight(daemon_t *d)
     CHECK(it_zero_in_ok(c, 2048));
 }
 
+/* --max-iso-packets 16: 16 packets pass, 17 close the connection. */
+static void iso_packet_limit(daemon_t *d)
+{
+    usbip_client_t *c = import_alt1(d);
+    REQUIRE(c);
+    uint8_t buf[17 * 64];
+    usbip_iso_packet_t iso[17];
+    for (int i = 0; i < 17; i++) {
+        iso[i] = (usbip_iso_packet_t){.offset = (uint32_t)i * 64, .length = 64};
+    }
+    usbip_client_urb_t u = {.ep = 3, .dir_in = true, .buffer = buf, .length = 16 * 64,
+                            .flags = 0x2, .num_iso_packets = 16, .iso = iso};
+    REQUIRE(it_submit(c, &u));
+    usbip_client_urb_t *done = NULL;
+    REQUIRE(it_wait(c, &done, NULL, NULL));
+    CHECK(done == &u && u.status == 0 && u.actual_length == 16 * 64);
+    size_t mark = daemon_log_mark(d);
+    u = (usbip_client_urb_t){.ep = 3, .dir_in = true, .buffer = buf, .length = 17 * 64,
+                             .flags = 0x2, .num_iso_packets = 17, .iso = iso};
+    REQUIRE(it_submit(c, &u));
+    size_t bytes = 0;
+    CHECK(it_expect_closed(c, 3000, &bytes));
+    CHECK_EQ(bytes, 0);
+    CHECK(daemon_log_wait(d, mark, "closing connection: number_of_packets 17", 2000));
+}
+
 int main(int argc, char **argv)
 {
     it_init(argc, argv, 150);
@@ -263,5 +289,7 @@ int main(int argc, char **argv)
     it_run("iso_in_wire_format", iso_in_wire_format, NULL);
     it_run("iso_out", iso_out, NULL);
     it_run("iso_many_in_flight", iso_many_in_flight, NULL);
+    static const char *const limit[] = {"--max-iso-packets", "16", NULL};
+    it_run("iso_packet_limit", iso_packet_limit, limit);
     return it_finish();
 }

@@ -303,16 +303,20 @@ bool it_expect_closed(usbip_client_t *c, int timeout_ms, size_t *bytes)
         ssize_t n = recv(fd, buf, sizeof buf, MSG_DONTWAIT);
         if (n > 0) {
             total += (size_t)n;
+            if (it_now_ms() >= deadline) {
+                break; /* a server that keeps talking is not closing */
+            }
             continue;
         }
         if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
             closed = true; /* EOF, or reset */
             break;
         }
-        int left = (int)(deadline - it_now_ms());
-        if (deadline <= it_now_ms()) {
+        uint64_t now = it_now_ms();
+        if (now >= deadline) {
             break;
         }
+        int left = (int)(deadline - now);
         struct pollfd pfd = {.fd = fd, .events = POLLIN};
         poll(&pfd, 1, left);
     }

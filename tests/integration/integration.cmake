@@ -1,7 +1,7 @@
 # Integration tests: the real usbip-server daemon over TCP on loopback, driven
 # with the client library. Each test program gets the daemon's path as argv[1]
-# and starts its own daemon instances (port 0, private temporary directory),
-# so the tests can run in parallel.
+# (and the usbip-client tool's as argv[2]) and starts its own daemon instances
+# (port 0, private temporary directory), so the tests can run in parallel.
 if(TARGET usbip-server AND TARGET usbip_client)
     add_library(integ_support STATIC
         ${CMAKE_CURRENT_SOURCE_DIR}/integration/daemon_harness.c
@@ -12,8 +12,9 @@ if(TARGET usbip-server AND TARGET usbip_client)
     function(usbip_add_integration_test name)
         add_executable(${name} ${CMAKE_CURRENT_SOURCE_DIR}/integration/${name}.c)
         target_link_libraries(${name} PRIVATE integ_support)
-        add_dependencies(${name} usbip-server)
-        add_test(NAME ${name} COMMAND ${name} $<TARGET_FILE:usbip-server>)
+        add_dependencies(${name} usbip-server usbip-client)
+        add_test(NAME ${name}
+                 COMMAND ${name} $<TARGET_FILE:usbip-server> $<TARGET_FILE:usbip-client>)
         set_tests_properties(${name} PROPERTIES LABELS integration TIMEOUT 180)
     endfunction()
 
@@ -31,7 +32,8 @@ if(TARGET usbip-server AND TARGET usbip_client)
             integ_hotplug          # 11: unplug/plug through the control socket
             integ_access           # 12: access control, live re-check, persistence
             integ_killed_client    # 13: clients killed mid-transfer
-            integ_shutdown)        # 14: SIGTERM with sessions active
+            integ_shutdown         # 14: SIGTERM with sessions active
+            integ_cli)             # command line, start-up failures, ctl errors
         if(EXISTS ${CMAKE_CURRENT_SOURCE_DIR}/integration/${test}.c)
             usbip_add_integration_test(${test})
         endif()

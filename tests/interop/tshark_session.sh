@@ -15,6 +15,7 @@
 # data for the next header. Pipelined traffic, valid as it is, would test that
 # bug instead of the server (`session_traffic PORT 2 --pipelined` shows it;
 # the integration tests cover pipelining).
+# shellcheck disable=SC2016
 set -euo pipefail
 
 server=${1:?usage: tshark_session.sh USBIP-SERVER SESSION-TRAFFIC}
@@ -97,6 +98,7 @@ timeout 60 "$traffic" "$port" 2 >"$work/traffic.out" || fail "session_traffic fa
 cat "$work/traffic.out"
 sleep 0.5
 kill -INT "$capture_pid"
+wait_gone "$capture_pid" || kill -KILL "$capture_pid"
 wait "$capture_pid" || true
 capture_pid=""
 
@@ -158,6 +160,7 @@ unmatched=$(awk -F'\t' '$3 != "" {
 
 # --- decoded fields carry what the daemon sent ---
 # values of column $2 over the PDUs matching the awk condition $1, sorted, unique
+# (the conditions are awk code, hence single quotes: SC2016 is off for this file)
 values() {
     awk -F'\t' "$1 { print \$$2 }" "$work/pdus.tsv" | tr ',' '\n' | sed '/^$/d' | sort -u |
         tr '\n' ' '
