@@ -569,7 +569,9 @@ size_t fake_drain(fake_harness_t *h, size_t max_write, size_t limit)
     size_t total = 0;
     for (;;) {
         usbip_iovec_t iov[8];
-        size_t n = usbip_session_output(h->s, iov, 8);
+        /* partial writes also come with short iovec lists */
+        const size_t max_iov = max_write ? 1 + fake_rand(&h->rng) % 8 : 8;
+        size_t n = usbip_session_output(h->s, iov, max_iov);
         if (n == 0) {
             break;
         }

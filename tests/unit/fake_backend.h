@@ -195,7 +195,8 @@ void fake_note_dir(fake_harness_t *h, uint32_t seqnum, bool dir_in);
 size_t fake_feed(fake_harness_t *h, const void *bytes, size_t len, size_t chunk);
 size_t fake_feed_buf(fake_harness_t *h, const fake_buf_t *b, size_t chunk);
 /* Collect output: max_write 0 = everything at once, otherwise writes of at
- * most max_write bytes (random 1..max_write), until nothing is pending or
+ * most max_write bytes (random 1..max_write) from an iovec list of random
+ * length (1..8 entries), until nothing is pending or
  * limit bytes were taken (0 = no limit). Returns bytes collected. */
 size_t fake_drain(fake_harness_t *h, size_t max_write, size_t limit);
 /* Skip n bytes of collected output (an OP reply) before URB parsing. */
