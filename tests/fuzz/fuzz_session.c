@@ -61,6 +61,7 @@ typedef struct {
     size_t have;
     size_t need;
     size_t skip; /* payload and descriptor bytes still to pass */
+    uint32_t max_iso_packets; /* the session's limit */
     uint16_t version;
     uint16_t code;
     uint8_t busid[32];
@@ -144,12 +145,16 @@ static void shadow_urb_header(shadow_t *sh, const usbip_device_t *dev)
         return;
     }
     const usbip_endpoint_info_t *info = usbip_device_endpoint(dev, (uint8_t)ep, dir == 1);
+    const int32_t npk = (int32_t)be32(sh->hdr + 0x20);
+    /* Iso descriptors follow for an iso endpoint, and for a missing one when
+     * the count is plausible (the client believes it is iso). */
+    const bool missing_iso = !info && npk >= 1 && (uint32_t)npk <= sh->max_iso_packets;
     shadow_cmd_t c = {
         .seq = seq,
         .in = dir == 1,
-        .iso = info && info->type == USBIP_XFER_ISOCHRONOUS,
+        .iso = (info && info->type == USBIP_XFER_ISOCHRONOUS) || missing_iso,
         .len = (int32_t)be32(sh->hdr + 0x18),
-        .npk = (int32_t)be32(sh->hdr + 0x20),
+        .npk = npk,
     };
     if (c.len < 0 || (c.iso && c.npk < 0)) {
         return; /* refused: the session closes */
@@ -482,6 +487,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     h->fb.complete_in_cancel = fake_rand(&rng) % 4 == 0;
     shadow_t *sh = &g_sh;
     shadow_reset(sh);
+    sh->max_iso_packets = lim.max_iso_packets;
 
     size_t fed = 0;
     int idle = 0;

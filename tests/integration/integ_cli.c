@@ -72,7 +72,7 @@ static void startup_failures(daemon_t *d)
     EXPECT_EXIT(1, "invalid --allow", "--listen", "127.0.0.1", "--port", "0", "--allow",
                 "300.1.2.3");
     /* A settings file that cannot be written, with settings to save. */
-    EXPECT_EXIT(1, "cannot save the settings to /nonexistent/dir/settings.conf", "--listen",
+    EXPECT_EXIT(1, "cannot write settings file /nonexistent/dir/settings.conf", "--listen",
                 "127.0.0.1", "--port", "0", "--access", "closed", "--settings",
                 "/nonexistent/dir/settings.conf");
     /* A settings file with a bad value, and one that is not key=value. */

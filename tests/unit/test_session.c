@@ -909,6 +909,49 @@ TEST(unknown_endpoint_consumes_out_payload_replies_epipe_and_stays_in_sync)
     }
 }
 
+TEST(iso_urb_to_a_missing_endpoint_consumes_its_descriptors_and_echoes_them)
+{
+    fake_harness_t *h = setup(NULL);
+    REQUIRE(fake_import(h));
+    fake_buf_t b = {0};
+    const usbip_iso_packet_t req[4] = {
+        {0, 100, 0, 0}, {100, 100, 0, 0}, {200, 100, 0, 0}, {300, 100, 0, 0}};
+    /* The client believes ep 9 IN is iso (e.g. an alt setting we do not have). */
+    cmd_submit(h, &b, 70, USBIP_DIR_IN, FAKE_EP_MISSING, USBIP_URB_ISO_ASAP, 400, 4, NULL);
+    fake_buf_iso(&b, req, 4);
+    /* A non-iso URB to the same missing endpoint with junk -1: no descriptors. */
+    cmd_submit(h, &b, 71, USBIP_DIR_IN, FAKE_EP_MISSING, 0, 8, -1, NULL);
+    cmd_submit(h, &b, 72, USBIP_DIR_OUT, FAKE_EP_BULK_OUT, 0, 2, 0, NULL);
+    fake_buf_bytes(&b, "\x01\x02", 2);
+    CHECK_EQ_INT(fake_feed_buf(h, &b, 7), b.len);
+    CHECK(!usbip_session_wants_close(h->s));
+    REQUIRE(h->fb.nsubs == 1);
+    fake_complete(&h->fb, fake_submission(&h->fb, 0)->urb, 0, 2, NULL);
+    fake_ret_t r[4];
+    REQUIRE(drain_and_parse(h, r, 4) == 3);
+    CHECK_EQ_INT(r[0].hdr.seqnum, 70);
+    CHECK_EQ_INT(r[0].hdr.u.ret_submit.status, USBIP_EPIPE);
+    CHECK_EQ_INT(r[0].hdr.u.ret_submit.number_of_packets, 4);
+    CHECK_EQ_INT(r[0].hdr.u.ret_submit.actual_length, 0);
+    REQUIRE(r[0].iso_count == 4);
+    usbip_iso_packet_t echoed[4];
+    memcpy(echoed, r[0].iso_raw, sizeof echoed);
+    usbip_iso_packets_from_wire(echoed, 4);
+    for (int i = 0; i < 4; i++) {
+        CHECK_EQ_INT(echoed[i].offset, req[i].offset);
+        CHECK_EQ_INT(echoed[i].length, req[i].length);
+        CHECK_EQ_INT(echoed[i].actual_length, 0);
+        CHECK_EQ_INT(echoed[i].status, USBIP_EPIPE);
+    }
+    CHECK_EQ_INT(r[1].hdr.seqnum, 71);
+    CHECK_EQ_INT(r[1].hdr.u.ret_submit.status, USBIP_EPIPE);
+    CHECK_EQ_INT(r[1].hdr.u.ret_submit.number_of_packets, 0);
+    CHECK_EQ_INT(r[2].hdr.seqnum, 72);
+    CHECK_EQ_INT(r[2].hdr.u.ret_submit.status, 0);
+    fake_buf_free(&b);
+    teardown(h);
+}
+
 static void check_fatal_header(void (*build)(fake_harness_t *h, fake_buf_t *b),
                                const char *logged, const usbip_session_limits_t *limits)
 {
@@ -1060,7 +1103,10 @@ TEST(endpoint_table_change_while_a_header_waits_keeps_the_framing_non_iso_to_iso
     const uint8_t set_alt1[8] = {0x01, 0x0b, 0x01, 0x00, 0x01, 0x00, 0x00, 0x00};
     fake_buf_t b = {0};
     cmd_submit(h, &b, 1, USBIP_DIR_OUT, 0, 0, 0, 0, set_alt1);
-    cmd_submit(h, &b, 2, USBIP_DIR_IN, FAKE_EP_ISO_IN, 0, 64, 3, NULL); /* junk count */
+    /* The client already believes alt 1 is active, so iso descriptors follow. */
+    cmd_submit(h, &b, 2, USBIP_DIR_IN, FAKE_EP_ISO_IN, 0, 64, 3, NULL);
+    const usbip_iso_packet_t req[3] = {{0, 16, 0, 0}, {16, 16, 0, 0}, {32, 32, 0, 0}};
+    fake_buf_iso(&b, req, 3);
     cmd_submit(h, &b, 3, USBIP_DIR_IN, FAKE_EP_BULK_IN, 0, 8, 0, NULL);
     CHECK_EQ_INT(fake_feed_buf(h, &b, 0), 96); /* the second header waits for the slot */
     REQUIRE(h->fb.nsubs == 1);
@@ -1079,7 +1125,8 @@ TEST(endpoint_table_change_while_a_header_waits_keeps_the_framing_non_iso_to_iso
     REQUIRE(nr == 2);
     CHECK_EQ_INT(r[1].hdr.seqnum, 2);
     CHECK_EQ_INT(r[1].hdr.u.ret_submit.status, USBIP_EPIPE); /* no such endpoint when sent */
-    CHECK_EQ_INT(r[1].hdr.u.ret_submit.number_of_packets, 0);
+    CHECK_EQ_INT(r[1].hdr.u.ret_submit.number_of_packets, 3); /* its descriptors echoed */
+    CHECK_EQ_INT(r[1].iso_count, 3);
     REQUIRE(h->fb.nsubs == 2);
     CHECK_EQ_INT(fake_submission(&h->fb, 1)->ep_address, 0x81); /* seq 3 went through */
     fake_buf_free(&b);
@@ -1739,6 +1786,7 @@ TEST_MAIN("session",
           TEST_ENTRY(special_requests_reach_the_backend_once_with_their_kind_and_true_status),
           TEST_ENTRY(set_address_is_answered_locally_with_status_0_never_reaching_the_backend),
           TEST_ENTRY(unknown_endpoint_consumes_out_payload_replies_epipe_and_stays_in_sync),
+          TEST_ENTRY(iso_urb_to_a_missing_endpoint_consumes_its_descriptors_and_echoes_them),
           TEST_ENTRY(devid_mismatch_closes_naming_devid),
           TEST_ENTRY(ep_16_closes_naming_ep),
           TEST_ENTRY(direction_2_closes_naming_direction),

@@ -103,6 +103,7 @@ struct usbip_session {
      * so admission uses this copy even if SET_INTERFACE changed the table
      * while the header waited for a slot. */
     usbip_endpoint_info_t pending_ep;
+    uint32_t pending_iso_packets; /* descriptors that follow the pending header */
     bool pending_ep_present;
     urb_slot_t *cur;
     size_t data_have;
@@ -143,11 +144,12 @@ static const char *busid_of(const usbip_session_t *s)
 static usbip_err_t protocol_error(usbip_session_t *s, const char *field, int64_t value,
                                   const char *why)
 {
-    USBIP_LOGW(TAG, "%s: closing connection: %s %lld: %s", s->cfg.peer, field,
-               (long long)value, why);
+    USBIP_LOGW(TAG, "%s: closing connection: %s %lld (0x%x): %s", s->cfg.peer, field,
+               (long long)value, (unsigned)(uint32_t)value, why);
     if (s->env->events) {
         usbip_event_log_add(s->env->events, USBIP_EVENT_ERROR, busid_of(s), s->cfg.peer,
-                            "protocol error: %s %lld: %s", field, (long long)value, why);
+                            "protocol error: %s %lld (0x%x): %s", field, (long long)value,
+                            (unsigned)(uint32_t)value, why);
     }
     STATS_ADD(s, errors, 1);
     s->fatal = true;
@@ -401,12 +403,13 @@ static void answer_locally(usbip_session_t *s, urb_slot_t *slot, int32_t status)
 /* ---- CMD_SUBMIT ---- */
 
 static void fill_urb_request(urb_slot_t *slot, const usbip_urb_header_t *hdr,
-                             const usbip_endpoint_info_t *ep)
+                             const usbip_endpoint_info_t *ep, uint32_t iso_packets)
 {
     const usbip_cmd_submit_t *cmd = &hdr->u.submit;
     const bool dir_in = hdr->direction == USBIP_DIR_IN;
     usbip_urb_t *urb = &slot->urb;
-    const usbip_xfer_type_t type = ep ? ep->type : USBIP_XFER_BULK;
+    const usbip_xfer_type_t type =
+        ep ? ep->type : (iso_packets ? USBIP_XFER_ISOCHRONOUS : USBIP_XFER_BULK);
     const bool is_iso = type == USBIP_XFER_ISOCHRONOUS;
 
     urb->ep_address = (uint8_t)(hdr->ep | (dir_in ? 0x80u : 0u));
@@ -425,7 +428,7 @@ static void fill_urb_request(urb_slot_t *slot, const usbip_urb_header_t *hdr,
     urb->max_packet_size = ep ? ep->max_packet_size : 0;
     urb->start_frame = cmd->start_frame;
     urb->interval = ep ? ep->interval : 0;
-    urb->num_iso_packets = is_iso ? (uint32_t)cmd->number_of_packets : 0;
+    urb->num_iso_packets = iso_packets;
     urb->buffer = NULL;
     urb->buffer_size = 0;
     urb->backend_priv = NULL;
@@ -523,6 +526,21 @@ static void refuse(urb_slot_t *slot, int32_t status)
     slot->local_status = status;
 }
 
+/* How many iso descriptors follow a CMD_SUBMIT header. A client sends them
+ * only for what it believes is an iso pipe, so for an endpoint we do not
+ * have (e.g. an alt setting the client assumes) a plausible count means
+ * descriptors follow; on other endpoints number_of_packets is junk. */
+static uint32_t iso_packets_following(const usbip_urb_header_t *hdr,
+                                      const usbip_endpoint_info_t *ep,
+                                      const usbip_submit_limits_t *limits)
+{
+    const int32_t n = hdr->u.submit.number_of_packets;
+    if (ep) {
+        return ep->type == USBIP_XFER_ISOCHRONOUS ? (uint32_t)n : 0;
+    }
+    return n >= 1 && (uint32_t)n <= limits->max_iso_packets ? (uint32_t)n : 0;
+}
+
 /* Try to start the pending CMD_SUBMIT. Returns false to wait for resources. */
 static bool admit_submit(usbip_session_t *s)
 {
@@ -537,7 +555,7 @@ static bool admit_submit(usbip_session_t *s)
     }
     const bool dir_in = hdr->direction == USBIP_DIR_IN;
     const usbip_endpoint_info_t *ep = s->pending_ep_present ? &s->pending_ep : NULL;
-    fill_urb_request(slot, hdr, ep);
+    fill_urb_request(slot, hdr, ep, s->pending_iso_packets);
 
     if (slot->urb.num_iso_packets > 0 &&
         ensure_iso_capacity(slot, slot->urb.num_iso_packets) != USBIP_OK) {
@@ -658,8 +676,14 @@ static usbip_err_t handle_urb_header(usbip_session_t *s)
             .max_iso_packets = s->cfg.limits.max_iso_packets,
         };
         if (usbip_cmd_submit_check(hdr, is_iso, &limits, &ferr) != USBIP_OK) {
-            return protocol_error(s, ferr.field, ferr.value, "beyond the session limit");
+            char why[64];
+            snprintf(why, sizeof why, "outside this session's limits 0..%u",
+                     (unsigned)(strcmp(ferr.field, "number_of_packets") == 0
+                                    ? limits.max_iso_packets
+                                    : limits.max_transfer_length));
+            return protocol_error(s, ferr.field, ferr.value, why);
         }
+        s->pending_iso_packets = iso_packets_following(hdr, ep, &limits);
     }
     s->in_state = IN_ADMIT;
     try_admit_pending(s);
@@ -752,12 +776,22 @@ static void refuse_import(usbip_session_t *s, const char *busid, uint32_t status
     reply_op_status(s, USBIP_OP_REP_IMPORT, status);
 }
 
+/* A malformed busid as text for the log: printable ASCII, '?' for the rest. */
+static void printable_busid(const uint8_t raw[USBIP_BUSID_SIZE], char out[USBIP_BUSID_SIZE])
+{
+    for (size_t i = 0; i + 1 < USBIP_BUSID_SIZE; i++) {
+        out[i] = raw[i] >= 0x20 && raw[i] < 0x7f ? (char)raw[i] : '?';
+    }
+    out[USBIP_BUSID_SIZE - 1] = '\0';
+}
+
 static void handle_import(usbip_session_t *s)
 {
     char busid[USBIP_BUSID_SIZE];
     usbip_field_error_t ferr = {0};
     if (usbip_import_busid_decode(s->hdr + USBIP_OP_HEADER_SIZE, busid, &ferr) != USBIP_OK) {
-        refuse_import(s, "", USBIP_ST_NODEV, "busid is empty or not NUL-terminated");
+        printable_busid(s->hdr + USBIP_OP_HEADER_SIZE, busid);
+        refuse_import(s, busid, USBIP_ST_NODEV, "busid is empty or not NUL-terminated");
         return;
     }
     if (!peer_allowed(s)) {
