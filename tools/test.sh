@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Run every test: builds the host programs with clang under AddressSanitizer
-# and UndefinedBehaviorSanitizer, then runs the unit, fuzz, integration and
-# interop tests through ctest. Installs missing Debian packages when root.
+# and UndefinedBehaviorSanitizer, then runs the unit, fuzz, integration,
+# interop and VM (Linux kernel client under qemu) tests through ctest.
+# Installs missing Debian packages when root.
 #   tools/test.sh            all tests
-#   tools/test.sh -L unit    only one label (unit, fuzz, integration, interop)
+#   tools/test.sh -L unit    only one label (unit, fuzz, integration, interop, vm)
+#   USBIP_VM_TESTS=OFF tools/test.sh   everything but the VM tests
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source tools/deps.sh
@@ -14,6 +16,7 @@ build=build/test
 jobs=$(nproc 2>/dev/null || echo 2)
 echo "== configure ($build: clang, ASan+UBSan, libFuzzer)"
 cmake -S . -B "$build" -DUSBIP_HOST_BUILD=ON -DUSBIP_SANITIZE=ON -DUSBIP_FUZZ=ON \
+      -DUSBIP_VM_TESTS="${USBIP_VM_TESTS:-ON}" \
       -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug >/dev/null
 echo "== build"
 if ! cmake --build "$build" -j "$jobs" >"$build/build.log" 2>&1; then

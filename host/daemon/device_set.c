@@ -118,7 +118,16 @@ static usbip_err_t parse_spec(const char *spec, vdev_config_t *cfg, char *text_s
         }
         memcpy(value_buf, value, value_len);
         value_buf[value_len] = '\0';
-        if (key_len == 4 && strncmp(p, "size", 4) == 0 && cfg->kind == VDEV_STORAGE) {
+        if (key_len == 5 && strncmp(p, "delay", 5) == 0 && cfg->kind == VDEV_KEYBOARD) {
+            uint64_t delay = 0;
+            if (!options_parse_size(value_buf, &delay) || delay > 600000) {
+                snprintf(errbuf, errlen,
+                         "device spec \"%s\": delay \"%s\" must be 0..600000 milliseconds",
+                         spec, value_buf);
+                return USBIP_ERR_INVALID_ARG;
+            }
+            cfg->keyboard_delay_ms = (uint32_t)delay;
+        } else if (key_len == 4 && strncmp(p, "size", 4) == 0 && cfg->kind == VDEV_STORAGE) {
             if (!options_parse_size(value_buf, &cfg->storage_size) || cfg->storage_size == 0 ||
                 cfg->storage_size % 512 != 0) {
                 snprintf(errbuf, errlen,

@@ -46,6 +46,9 @@ typedef struct {
     /* VDEV_KEYBOARD: text it types once per session (NULL = the default);
      * printable ASCII, newline and tab only. */
     const char *keyboard_text;
+    /* VDEV_KEYBOARD: milliseconds from import to the first key, so a client
+     * has time to open its input device (0 = type at once). */
+    uint32_t keyboard_delay_ms;
     /* VDEV_STORAGE: path of a disk image opened read-write, NULL = RAM disk. */
     const char *storage_image;
     /* VDEV_STORAGE: bytes of a RAM disk (0 = 64 MiB), a multiple of 512.

@@ -75,6 +75,7 @@ typedef struct {
     size_t typed;           /* characters fully typed (pressed and released) */
     bool key_down;          /* the next report releases text[typed] */
     uint64_t next_report_ms;
+    uint32_t delay_ms;      /* from import to the first key */
     uint8_t last_report[REPORT_SIZE];
     uint8_t leds;
     uint8_t protocol;
@@ -278,7 +279,7 @@ static void keyboard_reset(vdev_t *dev, vdev_reset_t why)
     if (why == VDEV_RESET_SESSION) {
         kb->typed = 0; /* type the text again for the next client */
         kb->key_down = false;
-        kb->next_report_ms = 0;
+        kb->next_report_ms = usbip_now_ms() + kb->delay_ms;
     } else if (kb->key_down) {
         /* A port reset releases the held key; its character already counted. */
         kb->key_down = false;
@@ -327,6 +328,7 @@ static usbip_err_t keyboard_create(vdev_t *dev, const vdev_config_t *cfg)
         return USBIP_ERR_NO_MEM;
     }
     kb->text_len = strlen(text);
+    kb->delay_ms = cfg->keyboard_delay_ms;
     dev->state = kb;
     build_hid_descriptor(kb->hid_desc);
 
