@@ -2,7 +2,7 @@
 # virtual keyboard types arrives as key events.
 . /tests/lib.sh
 text="usbip keys: Hello, World 42!"
-start_daemon --device "keyboard:delay=3000,text=$text"
+start_daemon --device "keyboard:delay=5000,text=$text"
 attach 1-1
 wait_usb 1209 5501
 log "drivers: $(drivers_of "$(usb_dev_of 1209 5501)")"
