@@ -1,7 +1,9 @@
 /*
  * usbip-server: the USB/IP server as a Linux/macOS userspace daemon, serving
- * built-in virtual devices. Same core as the ESP32-P4 firmware.
+ * built-in virtual devices. Same core and same network loop (usbip_netloop)
+ * as the ESP32-P4 firmware.
  */
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -9,23 +11,28 @@
 #include <unistd.h>
 
 #include "control.h"
+#include "control_server.h"
 #include "device_set.h"
+#include "fd_util.h"
 #include "file_store.h"
 #include "options.h"
-#include "server_loop.h"
 #include "usbip_log.h"
+#include "usbip_netloop.h"
 #include "usbip_server.h"
 
 static const char *TAG = "usbip-server";
 static const char *const DEFAULT_DEVICES[] = {"keyboard", "serial", "storage", "zero"};
 
-static server_loop_t *s_loop;
+/* Signal handlers reach the loop through these. */
+static usbip_netloop_t *volatile s_loop;
+static usbip_netloop_waker_t s_waker = {.read_fd = -1, .write_fd = -1};
 
 static void on_signal(int signo)
 {
     (void)signo;
-    if (s_loop) {
-        server_loop_stop(s_loop);
+    usbip_netloop_t *loop = s_loop;
+    if (loop) {
+        usbip_netloop_stop(loop);
     }
 }
 
@@ -53,7 +60,9 @@ static void log_to_stderr(void *ctx, usbip_log_level_t level, const char *tag,
 static uint64_t clock_ms(void *ctx)
 {
     (void)ctx;
-    return monotonic_ms();
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
 static device_set_t *s_devices;
@@ -126,6 +135,63 @@ static void print_banner(usbip_server_t *srv, device_set_t *devices, const optio
     fflush(stdout);
 }
 
+/* The waker is a pipe: completions never come from another thread here, but
+ * the signal handler rings it to stop the loop. */
+static int open_waker(void)
+{
+    int fds[2];
+    if (pipe(fds) < 0) {
+        fprintf(stderr, "usbip-server: pipe: %s\n", strerror(errno));
+        return -1;
+    }
+    for (int i = 0; i < 2; i++) {
+        fd_set_nonblocking(fd_set_cloexec(fds[i]));
+    }
+    usbip_netloop_waker_init(&s_waker, fds[0], fds[1]);
+    return 0;
+}
+
+static void close_waker(void)
+{
+    if (s_waker.read_fd >= 0) {
+        close(s_waker.read_fd);
+        close(s_waker.write_fd);
+    }
+    s_waker.read_fd = s_waker.write_fd = -1;
+}
+
+static void poll_devices(void *ctx, uint64_t now_ms) { device_set_poll(ctx, now_ms); }
+
+static int devices_next_timeout_ms(void *ctx, uint64_t now_ms)
+{
+    return device_set_next_timeout_ms(ctx, now_ms);
+}
+
+static usbip_err_t create_loop(usbip_server_t *srv, const options_t *opts,
+                               control_server_t *control)
+{
+    usbip_netloop_config_t cfg;
+    usbip_netloop_config_default(&cfg);
+    cfg.server = srv;
+    cfg.waker = &s_waker;
+    cfg.listen_address = opts->listen_address;
+    cfg.port = opts->port;
+    cfg.listen_backlog = 16;
+    cfg.poll_devices = poll_devices;
+    cfg.next_timeout_ms = devices_next_timeout_ms;
+    cfg.device_ctx = s_devices;
+    if (control) {
+        cfg.extra = (usbip_netloop_extra_t){.fill = control_server_fill,
+                                            .ready = control_server_ready,
+                                            .ctx = control,
+                                            .max_fds = CONTROL_SERVER_MAX_FDS};
+    }
+    usbip_netloop_t *loop = NULL;
+    usbip_err_t err = usbip_netloop_create(&cfg, &loop);
+    s_loop = loop;
+    return err;
+}
+
 static int run(const options_t *opts)
 {
     usbip_file_store_t *file_store = NULL;
@@ -151,6 +217,7 @@ static int run(const options_t *opts)
     cfg.device_freed = on_device_freed;
     char err[256] = "";
     usbip_server_t *srv = NULL;
+    control_server_t *control = NULL;
     int status = 1;
     int control_fd = -1;
     if (usbip_server_create(&cfg, &srv, err, sizeof err) != USBIP_OK) {
@@ -164,18 +231,26 @@ static int run(const options_t *opts)
     if (opts->control_path && (control_fd = control_listen(opts->control_path)) < 0) {
         goto out;
     }
-    if (server_loop_create(srv, s_devices, opts->listen_address, opts->port, control_fd,
-                           &s_loop) != USBIP_OK) {
+    if (control_fd >= 0 && !(control = control_server_create(control_fd, srv, s_devices))) {
+        goto out;
+    }
+    if (open_waker() != 0 || create_loop(srv, opts, control) != USBIP_OK) {
         goto out;
     }
     install_signal_handlers();
-    print_banner(srv, s_devices, opts, server_loop_port(s_loop));
-    server_loop_run(s_loop);
-    USBIP_LOGI(TAG, "shut down cleanly");
-    status = 0;
+    print_banner(srv, s_devices, opts, usbip_netloop_port(s_loop));
+    usbip_netloop_run(s_loop);
+    if (usbip_netloop_stopping(s_loop)) {
+        USBIP_LOGI(TAG, "shut down cleanly");
+        status = 0;
+    }
 out:
-    server_loop_destroy(s_loop);
+    signal(SIGINT, SIG_DFL);
+    signal(SIGTERM, SIG_DFL);
+    usbip_netloop_destroy(s_loop);
     s_loop = NULL;
+    close_waker();
+    control_server_destroy(control);
     device_set_destroy(s_devices);
     s_devices = NULL;
     usbip_server_destroy(srv);

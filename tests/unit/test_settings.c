@@ -478,9 +478,217 @@ TEST(syslog_target_parse)
     CHECK(strstr(reason, "brackets") != NULL);
 }
 
+/* ---- hostname and network (the firmware's settings) ---- */
+
+static usbip_ip_addr_t ipv4(const char *text)
+{
+    usbip_ip_addr_t a;
+    memset(&a, 0, sizeof a);
+    if (usbip_ip_addr_parse(text, &a) != USBIP_OK) {
+        fprintf(stderr, "  bad test address %s\n", text);
+        test_failures_in_case++;
+    }
+    return a;
+}
+
+static usbip_net_settings_t static_net(const char *ip, const char *mask, const char *gw)
+{
+    usbip_net_settings_t net;
+    memset(&net, 0, sizeof net);
+    net.mode = USBIP_NET_STATIC;
+    net.address = ipv4(ip);
+    net.netmask = ipv4(mask);
+    if (gw) {
+        net.gateway = ipv4(gw);
+    }
+    return net;
+}
+
+TEST(network_defaults_are_dhcp_and_default_hostname)
+{
+    usbip_settings_t s;
+    memset(&s, 0x5A, sizeof s);
+    usbip_settings_defaults(&s);
+    CHECK_STR(s.hostname, "");
+    CHECK_EQ_INT(s.net.mode, USBIP_NET_DHCP);
+    CHECK_EQ_INT(s.net.address.family, 0);
+    CHECK_EQ_INT(s.net.dns.family, 0);
+    CHECK_EQ_INT(usbip_net_settings_check(&s.net, NULL), USBIP_OK);
+}
+
+TEST(network_settings_round_trip)
+{
+    begin();
+    usbip_file_store_t *fs = NULL;
+    usbip_store_t store;
+    REQUIRE(usbip_file_store_open(s_path, &fs, &store) == USBIP_OK);
+    usbip_settings_t saved;
+    usbip_settings_defaults(&saved);
+    snprintf(saved.hostname, sizeof saved.hostname, "bench-usbip-2");
+    saved.net = static_net("192.168.10.50", "255.255.255.0", "192.168.10.1");
+    saved.net.dns = ipv4("192.168.10.2");
+    CHECK_EQ_INT(usbip_settings_save(&saved, &store), USBIP_OK);
+    usbip_file_store_close(fs);
+
+    const char *text = read_file();
+    CHECK(strstr(text, "\nhostname=bench-usbip-2\n") != NULL);
+    CHECK(strstr(text, "\nnet_mode=static\n") != NULL);
+    CHECK(strstr(text, "\nnet_ip=192.168.10.50\n") != NULL);
+    CHECK(strstr(text, "\nnet_mask=255.255.255.0\n") != NULL);
+    CHECK(strstr(text, "\nnet_gw=192.168.10.1\n") != NULL);
+    CHECK(strstr(text, "\nnet_dns=192.168.10.2\n") != NULL);
+
+    REQUIRE(usbip_file_store_open(s_path, &fs, &store) == USBIP_OK);
+    usbip_settings_t loaded;
+    usbip_settings_defaults(&loaded);
+    char err[256];
+    CHECK_EQ_INT(usbip_settings_load(&loaded, &store, err, sizeof err), USBIP_OK);
+    CHECK_STR(err, "");
+    CHECK_STR(loaded.hostname, "bench-usbip-2");
+    CHECK_EQ_INT(loaded.net.mode, USBIP_NET_STATIC);
+    CHECK(usbip_ip_addr_equal(&loaded.net.address, &saved.net.address));
+    CHECK(usbip_ip_addr_equal(&loaded.net.netmask, &saved.net.netmask));
+    CHECK(usbip_ip_addr_equal(&loaded.net.gateway, &saved.net.gateway));
+    CHECK(usbip_ip_addr_equal(&loaded.net.dns, &saved.net.dns));
+    usbip_file_store_close(fs);
+
+    /* Back to DHCP: unset addresses are stored empty and load unset. */
+    REQUIRE(usbip_file_store_open(s_path, &fs, &store) == USBIP_OK);
+    usbip_settings_defaults(&saved);
+    CHECK_EQ_INT(usbip_settings_save(&saved, &store), USBIP_OK);
+    usbip_file_store_close(fs);
+    CHECK(strstr(read_file(), "\nnet_ip=\n") != NULL);
+    REQUIRE(usbip_file_store_open(s_path, &fs, &store) == USBIP_OK);
+    CHECK_EQ_INT(usbip_settings_load(&loaded, &store, err, sizeof err), USBIP_OK);
+    CHECK_EQ_INT(loaded.net.mode, USBIP_NET_DHCP);
+    CHECK_EQ_INT(loaded.net.address.family, 0);
+    CHECK_STR(loaded.hostname, "");
+    usbip_file_store_close(fs);
+    end();
+}
+
+/* Load text as a settings file and expect it refused with exactly want. */
+static void expect_load_error(const char *text, const char *want)
+{
+    usbip_file_store_t *fs = NULL;
+    usbip_store_t store;
+    write_file(text);
+    if (usbip_file_store_open(s_path, &fs, &store) != USBIP_OK) {
+        fprintf(stderr, "  cannot open store for \"%s\"\n", text);
+        test_failures_in_case++;
+        return;
+    }
+    usbip_settings_t s;
+    usbip_settings_defaults(&s);
+    snprintf(s.hostname, sizeof s.hostname, "kept");
+    char err[256] = "";
+    CHECK_EQ_INT(usbip_settings_load(&s, &store, err, sizeof err), USBIP_ERR_INVALID_ARG);
+    CHECK_STR(err, want);
+    CHECK_STR(s.hostname, "kept"); /* untouched */
+    usbip_file_store_close(fs);
+}
+
+TEST(bad_network_values_are_named)
+{
+    begin();
+    expect_load_error("hostname=-bad\n",
+                      "setting \"hostname\" = \"-bad\": a hostname must not start or end with '-'");
+    expect_load_error("hostname=has_underscore\n",
+                      "setting \"hostname\" = \"has_underscore\": a hostname may hold only "
+                      "letters, digits and '-'");
+    expect_load_error("hostname=aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\n", /* 33 */
+                      "setting \"hostname\" = \"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\": longer than "
+                      "32 characters");
+    expect_load_error("net_mode=manual\n",
+                      "setting \"net_mode\" = \"manual\": expected \"dhcp\" or \"static\"");
+    expect_load_error("net_ip=10.0.0.300\n",
+                      "setting \"net_ip\" = \"10.0.0.300\": expected an IPv4 address");
+    expect_load_error("net_dns=::1\n", "setting \"net_dns\" = \"::1\": expected an IPv4 address");
+    expect_load_error("net_mode=static\nnet_ip=10.0.0.5\n",
+                      "setting \"net_mode\" = \"static\": static addressing needs net_ip and "
+                      "net_mask");
+    expect_load_error("net_mode=static\nnet_ip=10.0.0.5\nnet_mask=255.255.255.0\n"
+                      "net_gw=10.0.1.1\n",
+                      "setting \"net_mode\" = \"static\": net_gw is outside net_ip/net_mask or "
+                      "equal to net_ip");
+    /* DHCP keeps a half-typed static configuration without complaint. */
+    usbip_file_store_t *fs = NULL;
+    usbip_store_t store;
+    write_file("net_mode=dhcp\nnet_ip=10.0.0.5\n");
+    REQUIRE(usbip_file_store_open(s_path, &fs, &store) == USBIP_OK);
+    usbip_settings_t s;
+    char err[256];
+    CHECK_EQ_INT(usbip_settings_load(&s, &store, err, sizeof err), USBIP_OK);
+    CHECK_EQ_INT(s.net.address.family, 4);
+    usbip_file_store_close(fs);
+    end();
+}
+
+TEST(network_check_rules)
+{
+    usbip_net_settings_t net = static_net("10.1.2.3", "255.0.0.0", "10.0.0.1");
+    CHECK_EQ_INT(usbip_net_settings_check(&net, NULL), USBIP_OK);
+    net = static_net("192.168.1.7", "255.255.255.255", NULL); /* /32: no gateway needed */
+    CHECK_EQ_INT(usbip_net_settings_check(&net, NULL), USBIP_OK);
+    net = static_net("192.168.1.0", "255.255.255.254", NULL); /* /31 point-to-point */
+    CHECK_EQ_INT(usbip_net_settings_check(&net, NULL), USBIP_OK);
+
+    const char *reason = NULL;
+    net = static_net("192.168.1.7", "255.0.255.0", NULL);
+    CHECK_EQ_INT(usbip_net_settings_check(&net, &reason), USBIP_ERR_INVALID_ARG);
+    CHECK(reason && strstr(reason, "contiguous") != NULL);
+    net = static_net("192.168.1.0", "255.255.255.0", NULL);
+    CHECK_EQ_INT(usbip_net_settings_check(&net, &reason), USBIP_ERR_INVALID_ARG);
+    CHECK(reason && strstr(reason, "network or broadcast") != NULL);
+    net = static_net("192.168.1.255", "255.255.255.0", NULL);
+    CHECK_EQ_INT(usbip_net_settings_check(&net, &reason), USBIP_ERR_INVALID_ARG);
+    net = static_net("0.0.0.0", "255.255.255.255", NULL);
+    CHECK_EQ_INT(usbip_net_settings_check(&net, &reason), USBIP_ERR_INVALID_ARG);
+    net = static_net("192.168.1.7", "255.255.255.0", "192.168.1.7");
+    CHECK_EQ_INT(usbip_net_settings_check(&net, &reason), USBIP_ERR_INVALID_ARG);
+    net = static_net("192.168.1.7", "255.255.255.0", NULL);
+    net.dns = ipv4("fe80::1");
+    CHECK_EQ_INT(usbip_net_settings_check(&net, &reason), USBIP_ERR_INVALID_ARG);
+    CHECK(reason && strstr(reason, "IPv4") != NULL);
+    net.dns.family = 0;
+    net.mode = (usbip_net_mode_t)7;
+    CHECK_EQ_INT(usbip_net_settings_check(&net, &reason), USBIP_ERR_INVALID_ARG);
+
+    CHECK_EQ_INT(usbip_hostname_check("", NULL), USBIP_OK);
+    CHECK_EQ_INT(usbip_hostname_check("usbip-esp32p4", NULL), USBIP_OK);
+    CHECK_EQ_INT(usbip_hostname_check("a", NULL), USBIP_OK);
+    CHECK_EQ_INT(usbip_hostname_check("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", NULL), USBIP_OK); /* 32 */
+    CHECK_EQ_INT(usbip_hostname_check("trailing-", NULL), USBIP_ERR_INVALID_ARG);
+    CHECK_EQ_INT(usbip_hostname_check("dot.ted", NULL), USBIP_ERR_INVALID_ARG);
+    CHECK_EQ_INT(usbip_hostname_check(NULL, NULL), USBIP_ERR_INVALID_ARG);
+}
+
+TEST(save_refuses_invalid_network_settings)
+{
+    begin();
+    usbip_file_store_t *fs = NULL;
+    usbip_store_t store;
+    REQUIRE(usbip_file_store_open(s_path, &fs, &store) == USBIP_OK);
+    usbip_settings_t s;
+    usbip_settings_defaults(&s);
+    s.net = static_net("10.0.0.5", "255.255.255.0", "10.9.9.9");
+    CHECK_EQ_INT(usbip_settings_save(&s, &store), USBIP_ERR_INVALID_ARG);
+    CHECK(strstr(s_last_log, "network settings: net_gw is outside") != NULL);
+    usbip_settings_defaults(&s);
+    memset(s.hostname, 'x', sizeof s.hostname); /* not NUL-terminated */
+    CHECK_EQ_INT(usbip_settings_save(&s, &store), USBIP_ERR_INVALID_ARG);
+    CHECK(strstr(s_last_log, "longer than 32 characters") != NULL);
+    usbip_file_store_close(fs);
+    CHECK_EQ_INT(files_in_temp_dir(), 0); /* nothing was committed */
+    end();
+}
+
 TEST_MAIN("settings", TEST_ENTRY(defaults), TEST_ENTRY(missing_file_is_empty_store),
           TEST_ENTRY(settings_round_trip), TEST_ENTRY(long_allowlist_spans_several_keys),
           TEST_ENTRY(corrupted_value_is_named), TEST_ENTRY(malformed_line_names_path_and_line),
           TEST_ENTRY(commit_escapes_and_replaces_atomically),
           TEST_ENTRY(uncommitted_changes_are_dropped), TEST_ENTRY(keys_and_values_are_checked),
-          TEST_ENTRY(save_refuses_invalid_settings), TEST_ENTRY(syslog_target_parse))
+          TEST_ENTRY(save_refuses_invalid_settings), TEST_ENTRY(syslog_target_parse),
+          TEST_ENTRY(network_defaults_are_dhcp_and_default_hostname),
+          TEST_ENTRY(network_settings_round_trip), TEST_ENTRY(bad_network_values_are_named),
+          TEST_ENTRY(network_check_rules), TEST_ENTRY(save_refuses_invalid_network_settings))

@@ -2,6 +2,7 @@
 
 #include <stdarg.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -11,12 +12,36 @@ static const char *const TAG = "settings";
 
 #define KEY_ACL_MODE "acl_mode"
 #define KEY_SYSLOG_TARGET "syslog_target"
+#define KEY_HOSTNAME "hostname"
+#define KEY_NET_MODE "net_mode"
 /* A full allowlist can need ~1.6 KB of text, more than one store value holds,
  * so it continues over further keys. 10 entries of at most 49 characters
  * always fit one value, so 4 keys cover USBIP_ACL_MAX_ENTRIES. */
 #define ACL_LIST_KEYS 4
 static const char *const s_acl_list_keys[ACL_LIST_KEYS] = {"acl_list", "acl_list_2",
                                                            "acl_list_3", "acl_list_4"};
+
+/* The firmware's IPv4 addresses, each under its own key; "" = unset. */
+static const struct {
+    const char *key;
+    size_t offset; /* of the usbip_ip_addr_t in usbip_net_settings_t */
+} s_net_addresses[] = {
+    {"net_ip", offsetof(usbip_net_settings_t, address)},
+    {"net_mask", offsetof(usbip_net_settings_t, netmask)},
+    {"net_gw", offsetof(usbip_net_settings_t, gateway)},
+    {"net_dns", offsetof(usbip_net_settings_t, dns)},
+};
+#define NET_ADDRESS_KEYS (sizeof s_net_addresses / sizeof s_net_addresses[0])
+
+static usbip_ip_addr_t *net_address(usbip_net_settings_t *net, size_t i)
+{
+    return (usbip_ip_addr_t *)((char *)net + s_net_addresses[i].offset);
+}
+
+static const usbip_ip_addr_t *net_address_const(const usbip_net_settings_t *net, size_t i)
+{
+    return (const usbip_ip_addr_t *)((const char *)net + s_net_addresses[i].offset);
+}
 
 #define VALUE_BUF_SIZE (USBIP_STORE_VALUE_MAX + 1)
 /* How much of a bad value an error message quotes. */
@@ -193,6 +218,115 @@ usbip_err_t usbip_syslog_target_parse(const char *text, char *host, size_t host_
     return USBIP_OK;
 }
 
+/* ---- hostname and network checks ---- */
+
+static bool is_alnum(char c)
+{
+    return is_digit(c) || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+}
+
+usbip_err_t usbip_hostname_check(const char *hostname, const char **reason)
+{
+    const char *ignored;
+    if (!reason) {
+        reason = &ignored;
+    }
+    if (!hostname) {
+        *reason = "missing text";
+        return USBIP_ERR_INVALID_ARG;
+    }
+    size_t len = 0;
+    while (len < USBIP_HOSTNAME_SIZE && hostname[len] != '\0') {
+        if (!is_alnum(hostname[len]) && hostname[len] != '-') {
+            *reason = "a hostname may hold only letters, digits and '-'";
+            return USBIP_ERR_INVALID_ARG;
+        }
+        len++;
+    }
+    if (len == USBIP_HOSTNAME_SIZE) {
+        *reason = "longer than 32 characters";
+        return USBIP_ERR_INVALID_ARG;
+    }
+    if (len > 0 && (hostname[0] == '-' || hostname[len - 1] == '-')) {
+        *reason = "a hostname must not start or end with '-'";
+        return USBIP_ERR_INVALID_ARG;
+    }
+    return USBIP_OK;
+}
+
+static uint32_t ipv4_value(const usbip_ip_addr_t *a)
+{
+    return (uint32_t)a->bytes[0] << 24 | (uint32_t)a->bytes[1] << 16 |
+           (uint32_t)a->bytes[2] << 8 | (uint32_t)a->bytes[3];
+}
+
+/* 1s then 0s, at least one 1 (255.255.255.0 yes, 255.0.255.0 no). */
+static bool mask_contiguous(uint32_t mask)
+{
+    uint32_t host_bits = ~mask;
+    return mask != 0 && (host_bits & (host_bits + 1)) == 0;
+}
+
+static bool static_address_ok(const usbip_net_settings_t *net, const char **reason)
+{
+    if (net->address.family != 4 || net->netmask.family != 4) {
+        *reason = "static addressing needs net_ip and net_mask";
+        return false;
+    }
+    uint32_t address = ipv4_value(&net->address), mask = ipv4_value(&net->netmask);
+    if (!mask_contiguous(mask)) {
+        *reason = "net_mask is not a contiguous netmask";
+        return false;
+    }
+    /* /31 and /32 have no network or broadcast address to avoid. */
+    bool has_broadcast = (~mask) > 1;
+    if (address == 0 ||
+        (has_broadcast && ((address & ~mask) == 0 || (address & ~mask) == ~mask))) {
+        *reason = "net_ip is the network or broadcast address of its subnet";
+        return false;
+    }
+    if (net->gateway.family == 4) {
+        uint32_t gateway = ipv4_value(&net->gateway);
+        if ((gateway & mask) != (address & mask) || gateway == address) {
+            *reason = "net_gw is outside net_ip/net_mask or equal to net_ip";
+            return false;
+        }
+    }
+    return true;
+}
+
+usbip_err_t usbip_net_settings_check(const usbip_net_settings_t *net, const char **reason)
+{
+    const char *ignored;
+    if (!reason) {
+        reason = &ignored;
+    }
+    if (!net) {
+        *reason = "missing settings";
+        return USBIP_ERR_INVALID_ARG;
+    }
+    if (net->mode != USBIP_NET_DHCP && net->mode != USBIP_NET_STATIC) {
+        *reason = "net_mode must be dhcp or static";
+        return USBIP_ERR_INVALID_ARG;
+    }
+    for (size_t i = 0; i < NET_ADDRESS_KEYS; i++) {
+        uint8_t family = net_address_const(net, i)->family;
+        if (family != 0 && family != 4) {
+            *reason = "network addresses must be IPv4";
+            return USBIP_ERR_INVALID_ARG;
+        }
+    }
+    if (net->mode == USBIP_NET_STATIC && !static_address_ok(net, reason)) {
+        return USBIP_ERR_INVALID_ARG;
+    }
+    return USBIP_OK;
+}
+
+static const char *net_mode_name(usbip_net_mode_t mode)
+{
+    return mode == USBIP_NET_STATIC ? "static" : "dhcp";
+}
+
 static bool store_usable(const usbip_store_t *store)
 {
     return store && store->ops && store->ops->get && store->ops->set && store->ops->erase &&
@@ -303,6 +437,82 @@ static usbip_err_t load_syslog_target(usbip_settings_t *s, const usbip_store_t *
     return USBIP_OK;
 }
 
+static usbip_err_t bad_value(const char *key, const char *value, const char *reason,
+                             char *errbuf, size_t errlen)
+{
+    char quoted[QUOTE_MAX + 4];
+    quote_value(value, quoted);
+    usbip_errbuf_printf(errbuf, errlen, "setting \"%s\" = \"%s\": %s", key, quoted, reason);
+    return USBIP_ERR_INVALID_ARG;
+}
+
+static usbip_err_t load_hostname(usbip_settings_t *s, const usbip_store_t *store, char *errbuf,
+                                 size_t errlen)
+{
+    char value[VALUE_BUF_SIZE];
+    const char *reason = "invalid";
+    usbip_err_t err = read_value(store, KEY_HOSTNAME, value, errbuf, errlen);
+    if (err != USBIP_OK) {
+        return err == USBIP_ERR_NOT_FOUND ? USBIP_OK : err;
+    }
+    if (usbip_hostname_check(value, &reason) != USBIP_OK) {
+        return bad_value(KEY_HOSTNAME, value, reason, errbuf, errlen);
+    }
+    memcpy(s->hostname, value, strlen(value) + 1); /* the check bounded its length */
+    return USBIP_OK;
+}
+
+static usbip_err_t load_net_mode(usbip_net_settings_t *net, const usbip_store_t *store,
+                                 char *errbuf, size_t errlen)
+{
+    char value[VALUE_BUF_SIZE];
+    usbip_err_t err = read_value(store, KEY_NET_MODE, value, errbuf, errlen);
+    if (err != USBIP_OK) {
+        return err == USBIP_ERR_NOT_FOUND ? USBIP_OK : err;
+    }
+    if (strcmp(value, "dhcp") == 0) {
+        net->mode = USBIP_NET_DHCP;
+    } else if (strcmp(value, "static") == 0) {
+        net->mode = USBIP_NET_STATIC;
+    } else {
+        return bad_value(KEY_NET_MODE, value, "expected \"dhcp\" or \"static\"", errbuf, errlen);
+    }
+    return USBIP_OK;
+}
+
+/* Missing or "" leaves the address unset (family 0). */
+static usbip_err_t load_ipv4(const char *key, usbip_ip_addr_t *out, const usbip_store_t *store,
+                             char *errbuf, size_t errlen)
+{
+    char value[VALUE_BUF_SIZE];
+    usbip_err_t err = read_value(store, key, value, errbuf, errlen);
+    if (err != USBIP_OK) {
+        return err == USBIP_ERR_NOT_FOUND ? USBIP_OK : err;
+    }
+    if (value[0] == '\0') {
+        return USBIP_OK;
+    }
+    if (usbip_ip_addr_parse(value, out) != USBIP_OK || out->family != 4) {
+        memset(out, 0, sizeof *out);
+        return bad_value(key, value, "expected an IPv4 address", errbuf, errlen);
+    }
+    return USBIP_OK;
+}
+
+static usbip_err_t load_net(usbip_settings_t *s, const usbip_store_t *store, char *errbuf,
+                            size_t errlen)
+{
+    usbip_err_t err = load_net_mode(&s->net, store, errbuf, errlen);
+    for (size_t i = 0; i < NET_ADDRESS_KEYS && err == USBIP_OK; i++) {
+        err = load_ipv4(s_net_addresses[i].key, net_address(&s->net, i), store, errbuf, errlen);
+    }
+    const char *reason = "invalid";
+    if (err == USBIP_OK && usbip_net_settings_check(&s->net, &reason) != USBIP_OK) {
+        return bad_value(KEY_NET_MODE, net_mode_name(s->net.mode), reason, errbuf, errlen);
+    }
+    return err;
+}
+
 usbip_err_t usbip_settings_load(usbip_settings_t *s, const usbip_store_t *store, char *errbuf,
                                 size_t errlen)
 {
@@ -321,6 +531,12 @@ usbip_err_t usbip_settings_load(usbip_settings_t *s, const usbip_store_t *store,
     }
     if (err == USBIP_OK) {
         err = load_syslog_target(&loaded, store, errbuf, errlen);
+    }
+    if (err == USBIP_OK) {
+        err = load_hostname(&loaded, store, errbuf, errlen);
+    }
+    if (err == USBIP_OK) {
+        err = load_net(&loaded, store, errbuf, errlen);
     }
     if (err == USBIP_OK) {
         *s = loaded;
@@ -407,7 +623,30 @@ static bool settings_valid(const usbip_settings_t *s)
                    s->syslog_target, reason[0] ? reason : "not NUL-terminated");
         return false;
     }
+    if (usbip_hostname_check(s->hostname, &reason) != USBIP_OK) {
+        USBIP_LOGE(TAG, "not saving: hostname \"%.*s\": %s", (int)sizeof s->hostname, s->hostname,
+                   reason);
+        return false;
+    }
+    if (usbip_net_settings_check(&s->net, &reason) != USBIP_OK) {
+        USBIP_LOGE(TAG, "not saving: network settings: %s", reason);
+        return false;
+    }
     return true;
+}
+
+static usbip_err_t save_net(const usbip_net_settings_t *net, const usbip_store_t *store)
+{
+    usbip_err_t err = set_value(store, KEY_NET_MODE, net_mode_name(net->mode));
+    for (size_t i = 0; i < NET_ADDRESS_KEYS && err == USBIP_OK; i++) {
+        char text[USBIP_IP_ADDR_TEXT_SIZE] = "";
+        const usbip_ip_addr_t *a = net_address_const(net, i);
+        if (a->family == 4) {
+            usbip_ip_addr_format(a, text, sizeof text);
+        }
+        err = set_value(store, s_net_addresses[i].key, text);
+    }
+    return err;
 }
 
 usbip_err_t usbip_settings_save(const usbip_settings_t *s, const usbip_store_t *store)
@@ -425,6 +664,12 @@ usbip_err_t usbip_settings_save(const usbip_settings_t *s, const usbip_store_t *
     }
     if (err == USBIP_OK) {
         err = set_value(store, KEY_SYSLOG_TARGET, s->syslog_target);
+    }
+    if (err == USBIP_OK) {
+        err = set_value(store, KEY_HOSTNAME, s->hostname);
+    }
+    if (err == USBIP_OK) {
+        err = save_net(&s->net, store);
     }
     if (err == USBIP_OK) {
         err = store->ops->commit(store->ctx);
