@@ -87,6 +87,12 @@ static usbip_server_t *create_server(void)
     usbip_server_config_default(&cfg);
     cfg.max_devices = CONFIG_USBIP_MAX_DEVICES;
     cfg.max_clients = CONFIG_USBIP_MAX_CLIENTS;
+    /* Every device comes from usb_host_mgr: it must hear when the registry
+     * lets one go, or the USB side never closes it. cfg.complete stays NULL:
+     * URB completions already reach the sessions on the server task
+     * (usb_host_mgr_process), which is the "called directly" case. */
+    cfg.device_freed = usb_host_mgr_device_freed;
+    cfg.ctx = NULL;
     esp_err_t err = nvs_store_open(&s_store);
     if (err == ESP_OK) {
         cfg.store = &s_store;

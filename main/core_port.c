@@ -49,9 +49,11 @@ esp_err_t core_port_open_waker(usbip_netloop_waker_t *waker)
         ESP_LOGE(TAG, "esp_vfs_eventfd_register: %s", esp_err_to_name(err));
         return err;
     }
-    /* Flags 0: the ESP-IDF eventfd knows no EFD_NONBLOCK, and its read never
-     * blocks anyway (it returns 0 once drained). Writers are tasks, not ISRs,
-     * so EFD_SUPPORT_ISR is not needed. */
+    /* Flags 0: the ESP-IDF eventfd accepts only EFD_SUPPORT_ISR (anything
+     * else is EINVAL), and its read never blocks anyway: once drained it
+     * still returns 8 bytes, holding the value 0 (vfs_eventfd.c
+     * event_read). Writers are tasks, not ISRs, so EFD_SUPPORT_ISR is not
+     * needed. */
     int fd = eventfd(0, 0);
     if (fd < 0) {
         ESP_LOGE(TAG, "eventfd: %s", strerror(errno));

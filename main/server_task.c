@@ -13,9 +13,11 @@
 
 static const char *TAG = "server_task";
 
-/* Pinned away from core 0, where the lwIP, Ethernet and event tasks run by
- * default. Above mdns (1) and below the EMAC receive task (15) and lwIP
- * (18), so the stack keeps feeding us. Bytes, not words, on ESP-IDF. */
+/* Pinned away from core 0, where the default event loop task, mdns and the
+ * USB host tasks are pinned (lwIP and the EMAC receive task are unpinned by
+ * default and may run on either core). Above mdns (1) and below the EMAC
+ * receive task (15) and lwIP (18), so the stack keeps feeding us. Bytes, not
+ * words, on ESP-IDF. */
 #define SERVER_TASK_CORE 1
 #define SERVER_TASK_PRIORITY 10
 #define SERVER_TASK_STACK_BYTES 12288

@@ -33,7 +33,7 @@ static esp_err_t add_usbip_service(uint16_t port, const char *board)
 {
     mdns_txt_item_t txt[] = {
         {"protocol", USBIP_PROTOCOL_VERSION},
-        {"board", board},
+        {"board", board ? board : ""}, /* mdns strdup()s every value */
         {"devices", "0"},
     };
     return logged(mdns_service_add(NULL, USBIP_SERVICE, TCP_PROTO, port, txt,
@@ -81,8 +81,11 @@ void mdns_advert_set_device_count(size_t count)
     }
     char text[12];
     snprintf(text, sizeof text, "%u", (unsigned)count);
-    if (logged(mdns_service_txt_item_set(USBIP_SERVICE, TCP_PROTO, "devices", text),
-               "mdns_service_txt_item_set(devices)") == ESP_OK) {
-        s_device_count = count;
-    }
+    /* Remembered even when the update fails: this runs on every server loop
+     * iteration, and retrying at once would log an error each time, which
+     * remote_syslog turns into an event that wakes the loop again (a busy
+     * loop). The next change of the count retries. */
+    s_device_count = count;
+    logged(mdns_service_txt_item_set(USBIP_SERVICE, TCP_PROTO, "devices", text),
+           "mdns_service_txt_item_set(devices)");
 }

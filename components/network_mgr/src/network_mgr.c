@@ -92,9 +92,11 @@ static void on_ip_event(void *arg, esp_event_base_t base, int32_t id, void *data
         const ip_event_got_ip_t *got = data;
         event.kind = NETWORK_GOT_IP;
         event.ip = got->ip_info;
-        ESP_LOGI(TAG, "got IPv4 " IPSTR " netmask " IPSTR " gateway " IPSTR,
-                 IP2STR(&got->ip_info.ip), IP2STR(&got->ip_info.netmask),
-                 IP2STR(&got->ip_info.gw));
+        /* Not logged here: the Ethernet glue's own got-IP action already logs
+         * "eth ip: ..." (esp_netif_action_got_ip), the event-log entry made
+         * from this is echoed again, and every log line in this task goes
+         * through the syslog hook on the event task's small stack
+         * (CONFIG_ESP_SYSTEM_EVENT_TASK_STACK_SIZE, 2304 bytes by default). */
     }
     queue_event(&event);
 }
@@ -180,7 +182,14 @@ static esp_err_t install_ethernet(const network_mgr_eth_pins_t *pins)
         return ESP_FAIL;
     }
     esp_eth_config_t eth_config = ETH_DEFAULT_CONFIG(mac, phy);
-    return logged(esp_eth_driver_install(&eth_config, &s_eth), "esp_eth_driver_install");
+    esp_err_t err = logged(esp_eth_driver_install(&eth_config, &s_eth), "esp_eth_driver_install");
+    if (err != ESP_OK) {
+        /* The driver takes ownership only on success (esp_eth.c frees just
+         * its own state on failure). */
+        mac->del(mac);
+        phy->del(phy);
+    }
+    return err;
 }
 
 /* 802.3x PAUSE: the MAC honours pause frames and the PHY advertises the

@@ -53,7 +53,7 @@ typedef struct {
     uint32_t hook_truncated;     /* hook calls cut to REMOTE_SYSLOG_LINE_MAX */
     uint32_t client_dropped;     /* frames dropped for slow clients (all, ever) */
     uint32_t collector_dropped;  /* frames dropped for the collector */
-    uint32_t events_dropped;     /* WARN/ERROR lines not queued for the event log */
+    uint32_t events_dropped;     /* WARN/ERROR lines not queued for the event log (all, ever) */
     uint32_t clients_refused;    /* connections closed because all slots were busy */
     uint8_t clients;             /* connected now */
     bool collector_connected;

@@ -171,6 +171,11 @@ static uint32_t s_hook_reported;
 static int64_t s_hook_notice_us;
 static char s_frame[USBIP_SYSLOG_FRAME_MAX];
 
+/* Server task only (remote_syslog_process). s_events_dropped itself only
+ * grows, so remote_syslog_get_stats() reports every loss, not just the ones
+ * not yet turned into an event. */
+static uint32_t s_events_reported;
+
 static void count(_Atomic uint32_t *counter)
 {
     atomic_fetch_add_explicit(counter, 1, memory_order_relaxed);
@@ -926,7 +931,9 @@ void remote_syslog_process(void)
                             "%s%s%s%s", error ? "" : "warning: ", ev.tag, ev.tag[0] ? ": " : "",
                             ev.text);
     }
-    uint32_t lost = atomic_exchange(&s_events_dropped, 0);
+    uint32_t dropped = atomic_load(&s_events_dropped);
+    uint32_t lost = dropped - s_events_reported;
+    s_events_reported = dropped;
     if (lost > 0 && s_events) {
         usbip_event_log_add(s_events, USBIP_EVENT_INFO, NULL, NULL,
                             "%u warning/error log lines not recorded (queue full)",

@@ -79,7 +79,7 @@ typedef enum {
     HM_EVT_URB_DONE,
 } hm_evt_kind_t;
 
-#define HM_EVT_TEXT_SIZE 96
+#define HM_EVT_TEXT_SIZE 160
 
 typedef struct {
     hm_evt_kind_t kind;

@@ -406,8 +406,8 @@ static bool exportable(const hm_device_t *dev, const usb_device_info_t *info,
 {
     const usbip_speed_t speed = te_speed_to_usbip(info->speed);
     if (te_needs_transaction_translator(speed, hub_speed)) {
-        send_refusal("%s: %s-speed device behind a high-speed hub is not supported (the "
-                     "ESP32-P4 host has no transaction translator): plug it in directly",
+        send_refusal("%s: %s-speed device behind a high-speed hub: not supported (no "
+                     "transaction translator in the ESP32-P4 host); plug it in directly",
                      dev->name, speed_name(speed));
         return false;
     }
