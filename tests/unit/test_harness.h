@@ -5,6 +5,7 @@
  */
 #pragma once
 
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -56,6 +57,12 @@ extern int test_failures_in_case;
 #define TEST_ENTRY(name) {#name, name}
 
 int test_run_all(const char *suite, const test_case_t *cases, size_t count);
+
+/* Monotonic milliseconds, a sleep, and the same clock in the shape of
+ * usbip_clock_set()'s hook, for tests that run real loops and threads. */
+uint64_t test_now_ms(void);
+void test_sleep_ms(int ms);
+uint64_t test_clock_hook(void *ctx);
 
 #define TEST_MAIN(suite, ...)                                                 \
     int main(void)                                                            \

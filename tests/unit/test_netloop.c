@@ -29,27 +29,6 @@
 #include "usbip_server.h"
 #include "vdev.h"
 
-/* ---- clock ---- */
-
-static uint64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
-static uint64_t clock_hook(void *ctx)
-{
-    (void)ctx;
-    return now_ms();
-}
-
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
 /* ---- fixture: server + zero device + loop on 127.0.0.1, any port ---- */
 
 typedef struct {
@@ -78,7 +57,7 @@ static int next_timeout(void *ctx, uint64_t now)
 static bool setup_with(fixture_t *f, size_t max_clients, const usbip_netloop_extra_t *extra)
 {
     memset(f, 0, sizeof *f);
-    usbip_clock_set(clock_hook, NULL);
+    usbip_clock_set(test_clock_hook, NULL);
     usbip_server_config_t scfg;
     usbip_server_config_default(&scfg);
     scfg.max_clients = max_clients;
@@ -189,9 +168,9 @@ static bool peer_closed(int fd)
 /* Step the loop until cond(arg) holds or timeout_ms passes. */
 static bool step_until(fixture_t *f, bool (*cond)(void *), void *arg, int timeout_ms)
 {
-    const uint64_t deadline = now_ms() + (uint64_t)timeout_ms;
+    const uint64_t deadline = test_now_ms() + (uint64_t)timeout_ms;
     while (!cond(arg)) {
-        if (now_ms() >= deadline || !usbip_netloop_step(f->loop, 20)) {
+        if (test_now_ms() >= deadline || !usbip_netloop_step(f->loop, 20)) {
             return false;
         }
     }
@@ -259,7 +238,7 @@ TEST(client_outside_the_allowlist_is_closed)
 
 static void *wake_later(void *arg)
 {
-    sleep_ms(100);
+    test_sleep_ms(100);
     usbip_netloop_wake(arg);
     return NULL;
 }
@@ -275,23 +254,23 @@ TEST(wake_runs_the_device_hook_at_once)
         usbip_netloop_wake(&f.waker);
     }
     int polls = atomic_load(&f.device_polls);
-    uint64_t t0 = now_ms();
+    uint64_t t0 = test_now_ms();
     REQUIRE(usbip_netloop_step(f.loop, 5000));
-    CHECK(now_ms() - t0 < 1000);
+    CHECK(test_now_ms() - t0 < 1000);
     REQUIRE(usbip_netloop_step(f.loop, 0)); /* the hook runs at the top of a step */
     CHECK(atomic_load(&f.device_polls) > polls);
 
     /* Drained: nothing left to wake the next poll early. */
-    t0 = now_ms();
+    t0 = test_now_ms();
     REQUIRE(usbip_netloop_step(f.loop, 150));
-    CHECK(now_ms() - t0 >= 120);
+    CHECK(test_now_ms() - t0 >= 120);
 
     /* From another thread while the loop sleeps in poll(). */
     pthread_t waker;
     REQUIRE(pthread_create(&waker, NULL, wake_later, &f.waker) == 0);
-    t0 = now_ms();
+    t0 = test_now_ms();
     REQUIRE(usbip_netloop_step(f.loop, 10000));
-    uint64_t slept = now_ms() - t0;
+    uint64_t slept = test_now_ms() - t0;
     pthread_join(waker, NULL);
     CHECK(slept >= 50 && slept < 2000);
     teardown(&f);
@@ -345,9 +324,9 @@ TEST(extra_descriptors_are_polled_with_the_sockets)
     CHECK_EQ_INT(probe.last_revents, 0);
 
     REQUIRE(write(sp[1], "x", 1) == 1);
-    uint64_t t0 = now_ms();
+    uint64_t t0 = test_now_ms();
     REQUIRE(usbip_netloop_step(f.loop, 5000));
-    CHECK(now_ms() - t0 < 1000);
+    CHECK(test_now_ms() - t0 < 1000);
     CHECK_EQ_INT(probe.ready_calls, 2);
     CHECK(probe.last_revents & POLLIN);
     teardown(&f);
@@ -392,12 +371,12 @@ TEST(client_that_never_reads_does_not_block_others)
                                        .length = STUCK_URB_SIZE};
         CHECK(usbip_client_submit(stuck, &urbs[i]) == USBIP_OK);
     }
-    sleep_ms(300); /* the server fills the stuck connection's socket */
+    test_sleep_ms(300); /* the server fills the stuck connection's socket */
 
-    uint64_t t0 = now_ms();
+    uint64_t t0 = test_now_ms();
     CHECK(devlist_answers(port));
     CHECK(devlist_answers(port));
-    CHECK(now_ms() - t0 < 3000);
+    CHECK(test_now_ms() - t0 < 3000);
 
     /* The server really was held up: not all replies fit in the socket... */
     int queued = 0;
@@ -478,7 +457,7 @@ TEST(shutdown_ends_sessions_with_urbs_in_flight)
 
 TEST(bad_listen_address_is_refused)
 {
-    usbip_clock_set(clock_hook, NULL);
+    usbip_clock_set(test_clock_hook, NULL);
     usbip_server_config_t scfg;
     usbip_server_config_default(&scfg);
     usbip_server_t *srv = NULL;

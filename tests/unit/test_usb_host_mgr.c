@@ -39,25 +39,6 @@
 #define POOL_SIZE   16
 #define BUFFER_SIZE 16384 /* small, so a 64 KiB bulk URB is chunked */
 
-static uint64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
-static uint64_t clock_hook(void *ctx)
-{
-    (void)ctx;
-    return now_ms();
-}
-
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
 /* ---- fixture: the server loop in a thread; the test locks it to look ---- */
 
 static struct {
@@ -90,7 +71,7 @@ static void *loop_thread(void *arg)
 
 static bool start_fixture(void)
 {
-    usbip_clock_set(clock_hook, NULL);
+    usbip_clock_set(test_clock_hook, NULL);
     usbip_server_config_t scfg;
     usbip_server_config_default(&scfg);
     scfg.max_devices = 4;
@@ -177,7 +158,7 @@ static bool wait_listed(const char *busid, bool want)
         if (listed(&l, busid) == want) {
             return true;
         }
-        sleep_ms(20);
+        test_sleep_ms(20);
     }
     return false;
 }
@@ -206,7 +187,7 @@ static usb_host_sim_stats_t sim_stats(void)
 static bool wait_claimed(int interfaces)
 {
     for (int i = 0; i < 250 && sim_stats().interfaces_claimed != interfaces; i++) {
-        sleep_ms(20);
+        test_sleep_ms(20);
     }
     return sim_stats().interfaces_claimed == interfaces;
 }
@@ -260,7 +241,7 @@ TEST(full_speed_device_behind_high_speed_hub_is_refused_and_logged)
     bool logged = false;
     for (int i = 0; i < 250 && !logged; i++) {
         logged = event_logged(USBIP_EVENT_ERROR, "transaction translator");
-        sleep_ms(20);
+        test_sleep_ms(20);
     }
     CHECK(logged);
     CHECK(event_logged(USBIP_EVENT_ERROR, "1-1.2: full-speed device behind a high-speed hub"));
@@ -374,7 +355,7 @@ TEST(unlink_of_a_pending_urb_halts_and_flushes_only_that_endpoint)
     usbip_client_urb_t urb = {.ep = 1, .dir_in = true, .buffer = report, .length = 8,
                               .interval = 4};
     CHECK_EQ_INT(usbip_client_submit(c, &urb), USBIP_OK);
-    sleep_ms(100); /* in the library, waiting for a key that does not come */
+    test_sleep_ms(100); /* in the library, waiting for a key that does not come */
     CHECK_EQ_INT(usbip_client_unlink(c, &urb, NULL), USBIP_OK);
     usbip_client_urb_t *done = NULL;
     int32_t unlink_status = 1;
@@ -386,7 +367,7 @@ TEST(unlink_of_a_pending_urb_halts_and_flushes_only_that_endpoint)
      * transfer right after: halt, flush (it comes back CANCELED), clear. */
     usb_host_sim_stats_t after = sim_stats();
     for (int i = 0; i < 250 && after.clears == before.clears; i++) {
-        sleep_ms(20);
+        test_sleep_ms(20);
         after = sim_stats();
     }
     CHECK_EQ_INT(after.halts - before.halts, 1);
@@ -394,7 +375,7 @@ TEST(unlink_of_a_pending_urb_halts_and_flushes_only_that_endpoint)
     CHECK_EQ_INT(after.clears - before.clears, 1);
     /* The endpoint works again after the unlink. */
     CHECK_EQ_INT(usbip_client_submit(c, &urb), USBIP_OK);
-    sleep_ms(50);
+    test_sleep_ms(50);
     CHECK_EQ_INT(usbip_client_unlink(c, &urb, NULL), USBIP_OK);
     CHECK_EQ_INT(usbip_client_wait(c, &done, &unlink_status, NULL), USBIP_OK);
     CHECK_EQ_INT(unlink_status, USBIP_ECONNRESET);
@@ -411,14 +392,14 @@ TEST(unplug_while_imported_ends_the_session_and_frees_everything)
     usbip_client_urb_t urb = {.ep = 1, .dir_in = true, .buffer = report, .length = 8,
                               .interval = 4};
     CHECK_EQ_INT(usbip_client_submit(c, &urb), USBIP_OK);
-    sleep_ms(50);
+    test_sleep_ms(50);
     usb_host_sim_unplug(F.keyboard_id);
     CHECK(usbip_client_wait_closed(c, 5000));
     usbip_client_close(c);
     CHECK(wait_listed("1-1.3", false));
     CHECK(wait_claimed(0));
     for (int i = 0; i < 250 && sim_stats().devices_open != 1; i++) {
-        sleep_ms(20);
+        test_sleep_ms(20);
     }
     CHECK_EQ_INT(sim_stats().devices_open, 1); /* only the Gadget Zero */
     CHECK(event_logged(USBIP_EVENT_DEVICE_REMOVED, "while imported"));
@@ -431,7 +412,7 @@ TEST(unplug_of_an_idle_device_closes_it_and_returns_the_pool)
     usb_host_sim_unplug(F.zero_id);
     CHECK(wait_listed("1-1", false));
     for (int i = 0; i < 250 && sim_stats().devices_present != 0; i++) {
-        sleep_ms(20);
+        test_sleep_ms(20);
     }
     const usb_host_sim_stats_t s = sim_stats();
     CHECK_EQ_INT(s.devices_present, 0);
