@@ -383,6 +383,64 @@ TEST(unlink_of_a_pending_urb_halts_and_flushes_only_that_endpoint)
     CHECK(wait_claimed(0));
 }
 
+TEST(clear_halt_after_a_stall_resets_pipe_and_device)
+{
+    usbip_client_t *c = import("1-1");
+    REQUIRE(c);
+    const usb_host_sim_stats_t before = sim_stats();
+    uint8_t buf[512];
+    int32_t status = -1;
+    uint32_t actual = 0;
+    /* SET_FEATURE(ENDPOINT_HALT) on bulk IN: the device stalls it... */
+    CHECK_EQ_INT(usbip_client_control(c, 0x02, 3, 0, 0x81, NULL, 0, &status, NULL), USBIP_OK);
+    CHECK_EQ_INT(status, 0);
+    CHECK_EQ_INT(usbip_client_transfer(c, 1, true, buf, sizeof buf, &status, &actual), USBIP_OK);
+    CHECK_EQ_INT(status, USBIP_EPIPE); /* ...and the library halts the pipe */
+    /* CLEAR_FEATURE(ENDPOINT_HALT): halt, flush, re-claim (fresh pipes at
+     * DATA0), the request to the device, and the pipe runs again. */
+    CHECK_EQ_INT(usbip_client_control(c, 0x02, 1, 0, 0x81, NULL, 0, &status, NULL), USBIP_OK);
+    CHECK_EQ_INT(status, 0);
+    CHECK_EQ_INT(usbip_client_transfer(c, 1, true, buf, sizeof buf, &status, &actual), USBIP_OK);
+    CHECK_EQ_INT(status, 0);
+    CHECK_EQ_INT(actual, sizeof buf);
+    CHECK_EQ_INT(sim_stats().submits_refused, before.submits_refused);
+    usbip_client_close(c);
+    CHECK(wait_claimed(0));
+}
+
+TEST(unlink_of_one_urb_leaves_the_others_of_its_endpoint_queued)
+{
+    usbip_client_t *c = import("1-1.3");
+    REQUIRE(c);
+    uint8_t report_a[8], report_b[8];
+    usbip_client_urb_t a = {.ep = 1, .dir_in = true, .buffer = report_a, .length = 8,
+                            .interval = 4};
+    usbip_client_urb_t b = a;
+    b.buffer = report_b;
+    CHECK_EQ_INT(usbip_client_submit(c, &a), USBIP_OK);
+    CHECK_EQ_INT(usbip_client_submit(c, &b), USBIP_OK);
+    test_sleep_ms(100);
+    /* Unlinking b flushes the whole endpoint in the library; a must be
+     * resubmitted and stay pending, not completed. */
+    CHECK_EQ_INT(usbip_client_unlink(c, &b, NULL), USBIP_OK);
+    usbip_client_urb_t *done = NULL;
+    int32_t unlink_status = 1;
+    CHECK_EQ_INT(usbip_client_wait(c, &done, &unlink_status, NULL), USBIP_OK);
+    CHECK(done == &b);
+    CHECK_EQ_INT(unlink_status, USBIP_ECONNRESET);
+    usbip_client_set_timeout(c, 300);
+    CHECK_EQ_INT(usbip_client_wait(c, &done, &unlink_status, NULL), USBIP_ERR_IO);
+    CHECK(usbip_client_timed_out(c));
+    usbip_client_set_timeout(c, 5000);
+    CHECK_EQ_INT(usbip_client_urbs_in_flight(c), 1);
+    CHECK_EQ_INT(usbip_client_unlink(c, &a, NULL), USBIP_OK);
+    CHECK_EQ_INT(usbip_client_wait(c, &done, &unlink_status, NULL), USBIP_OK);
+    CHECK(done == &a);
+    CHECK_EQ_INT(unlink_status, USBIP_ECONNRESET);
+    usbip_client_close(c);
+    CHECK(wait_claimed(0));
+}
+
 TEST(unplug_while_imported_ends_the_session_and_frees_everything)
 {
     usbip_client_t *c = import("1-1.3");
@@ -436,5 +494,7 @@ TEST_MAIN("usb_host_mgr", TEST_ENTRY(devices_get_bus_ids_from_their_port_path),
           TEST_ENTRY(bulk_urbs_larger_than_a_transfer_are_chunked_and_reassembled),
           TEST_ENTRY(set_interface_switches_to_iso_and_back),
           TEST_ENTRY(unlink_of_a_pending_urb_halts_and_flushes_only_that_endpoint),
+          TEST_ENTRY(clear_halt_after_a_stall_resets_pipe_and_device),
+          TEST_ENTRY(unlink_of_one_urb_leaves_the_others_of_its_endpoint_queued),
           TEST_ENTRY(unplug_while_imported_ends_the_session_and_frees_everything),
           TEST_ENTRY(unplug_of_an_idle_device_closes_it_and_returns_the_pool))
