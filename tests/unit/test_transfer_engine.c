@@ -753,7 +753,7 @@ TEST(urbs_behind_a_chunked_one_wait_their_turn)
     CHECK_EQ_INT(done_actual(1), 3000);
 }
 
-TEST(unlink_by_flush_resubmits_the_others_in_order)
+TEST(unlink_of_the_oldest_flushes_and_resubmits_the_others_in_order)
 {
     setup_device(CDC_MSC_CONFIG, sizeof CDC_MSC_CONFIG, NULL);
     REQUIRE(attach());
@@ -764,81 +764,125 @@ TEST(unlink_by_flush_resubmits_the_others_in_order)
     submit(b);
     submit(c);
     F.nlog = 0;
-    te_urb_cancel(&F.dev, &b->te);
+    te_urb_cancel(&F.dev, &a->te);
     LOG_IS("halt 82", "flush 82");
     CHECK_EQ_INT(F.ndone, 0); /* nothing completes inside cancel */
     deliver();
     LOG_IS("halt 82", "flush 82", "clear 82", "submit 82 512", "submit 82 512");
-    CHECK_EQ_INT(done_status(2), USBIP_ECONNRESET);
-    CHECK(F.q[0x82][0].slot == a && F.q[0x82][1].slot == c);
+    CHECK_EQ_INT(done_status(1), USBIP_ECONNRESET);
+    CHECK(F.q[0x82][0].slot == b && F.q[0x82][1].slot == c);
     uint8_t d[512];
     fill(d, sizeof d, 77);
     finish(0x82, TE_USB_COMPLETED, 512, d, 512);
     finish(0x82, TE_USB_COMPLETED, 100, NULL, 0);
-    CHECK(done_index(2) == 0 && done_index(1) == 1 && done_index(3) == 2);
+    CHECK(done_index(1) == 0 && done_index(2) == 1 && done_index(3) == 2);
     CHECK_EQ_INT(done_actual(3), 100);
-    CHECK(memcmp(a->urb.buffer, d, 512) == 0);
-    te_urb_cancel(&F.dev, &a->te); /* already finished: nothing happens */
+    CHECK(memcmp(b->urb.buffer, d, 512) == 0);
+    te_urb_cancel(&F.dev, &b->te); /* already finished: nothing happens */
     CHECK_EQ_INT(F.ndone, 3);
     CHECK(te_device_idle(&F.dev));
 }
 
-TEST(unlink_resumes_a_partly_sent_bystander)
+TEST(unlink_behind_a_running_urb_waits_until_it_is_the_oldest)
 {
+    /* Halting now would stop A, whose bytes the library would report as 0:
+     * B's cancel waits until A is back. */
     setup_device(CDC_MSC_CONFIG, sizeof CDC_MSC_CONFIG, NULL);
     REQUIRE(attach());
-    slot_t *a = data_urb(1, 0x02, 1000, false, 0);
-    slot_t *b = data_urb(2, 0x02, 300, true, 0);
+    slot_t *a = data_urb(1, 0x02, 512, true, 0);
+    slot_t *b = data_urb(2, 0x02, 512, true, 0);
+    slot_t *c = data_urb(3, 0x02, 512, true, 0);
     submit(a);
     submit(b);
-    F.flush_partial = 512; /* A was half way through when the pipe stopped */
+    submit(c);
     F.nlog = 0;
     te_urb_cancel(&F.dev, &b->te);
     deliver();
-    LOG_IS("halt 02", "flush 02", "clear 02", "submit 02 488");
-    CHECK(memcmp(a->xfer, a->session + 512, 488) == 0);
+    CHECK_EQ_INT(F.nlog, 0);
+    CHECK_EQ_INT(F.ndone, 0);
+    finish(0x02, TE_USB_COMPLETED, 512, NULL, 0); /* A done: now B is the oldest */
+    LOG_IS("halt 02", "flush 02", "clear 02", "submit 02 512");
+    CHECK_EQ_INT(done_status(1), 0);
+    CHECK_EQ_INT(done_actual(1), 512);
     CHECK_EQ_INT(done_status(2), USBIP_ECONNRESET);
+    CHECK(F.q[0x02][0].slot == c);
+    finish(0x02, TE_USB_COMPLETED, 512, NULL, 0);
+    CHECK(done_index(1) == 0 && done_index(2) == 1 && done_index(3) == 2);
+
+    /* The one ahead completing with the victim already finished by the
+     * device: no halt at all, the completion stands. */
+    setup_device(CDC_MSC_CONFIG, sizeof CDC_MSC_CONFIG, NULL);
+    REQUIRE(attach());
+    a = data_urb(1, 0x82, 512, true, 0);
+    b = data_urb(2, 0x82, 512, true, 0);
+    submit(a);
+    submit(b);
+    te_urb_cancel(&F.dev, &b->te);
+    F.nlog = 0;
+    finish(0x82, TE_USB_STALL, 0, NULL, 0); /* A fails: the library flushes B */
+    CHECK_EQ_INT(done_status(1), USBIP_EPIPE);
+    CHECK_EQ_INT(done_status(2), USBIP_ECONNRESET);
+    LOG_IS("clear 82");
+    CHECK(te_device_idle(&F.dev));
+}
+
+TEST(a_stopped_bystander_resumes_after_the_bytes_it_moved)
+{
+    /* CLEAR_FEATURE(HALT) on 0x82 halts its sibling 0x02 too; were the
+     * library to report what the running OUT transfer moved, it resumes
+     * there. */
+    setup_device(CDC_MSC_CONFIG, sizeof CDC_MSC_CONFIG, NULL);
+    REQUIRE(attach());
+    slot_t *a = data_urb(1, 0x02, 1000, false, 0);
+    submit(a);
+    F.flush_partial = 512;
+    F.nlog = 0;
+    const uint8_t clear_82[8] = {0x02, 0x01, 0x00, 0x00, 0x82, 0x00, 0x00, 0x00};
+    submit(control_urb(2, clear_82, 0));
+    deliver();
+    finish(0x00, TE_USB_COMPLETED, 8, NULL, 0); /* CLEAR_FEATURE 0x82 */
+    finish(0x00, TE_USB_COMPLETED, 8, NULL, 0); /* CLEAR_FEATURE 0x02 (sibling) */
+    CHECK_EQ_INT(done_status(2), 0);
+    CHECK_STR(F.log[F.nlog - 1], "submit 02 488");
+    CHECK(memcmp(a->xfer, a->session + 512, 488) == 0);
     finish(0x02, TE_USB_COMPLETED, 488, NULL, 0);
     CHECK_EQ_INT(done_status(1), 0);
     CHECK_EQ_INT(done_actual(1), 1000);
 }
 
-TEST(partly_received_in_bystander)
+TEST(submit_racing_with_a_library_halt_waits_for_the_clear)
 {
-    /* Zero copy: the next transfer would overwrite what arrived, so the URB
-     * ends with it (a short read). */
+    /* The library halted 0x82 after A failed but has not said so yet: the
+     * submit of C is refused with INVALID_STATE. C must not fail (and
+     * overtake A's completion); it waits for the clear. */
     setup_device(CDC_MSC_CONFIG, sizeof CDC_MSC_CONFIG, NULL);
     REQUIRE(attach());
-    slot_t *a = data_urb(1, 0x82, 1024, true, 0);
-    slot_t *b = data_urb(2, 0x82, 512, true, 0);
+    slot_t *a = data_urb(1, 0x82, 512, true, 0);
     submit(a);
-    submit(b);
-    F.flush_partial = 512;
-    te_urb_cancel(&F.dev, &b->te);
-    deliver();
-    CHECK_EQ_INT(done_status(1), 0);
-    CHECK_EQ_INT(done_actual(1), 512);
-    CHECK_EQ_INT(done_status(2), USBIP_ECONNRESET);
-    CHECK_EQ_INT(F.qn[0x82], 0);
-
-    /* Staged: it resumes, the rest lands after the first 512 bytes. */
-    setup_device(CDC_MSC_CONFIG, sizeof CDC_MSC_CONFIG, NULL);
-    REQUIRE(attach());
-    a = data_urb(1, 0x82, 1024, false, 0);
-    b = data_urb(2, 0x82, 512, true, 0);
-    submit(a);
-    submit(b);
-    uint8_t d[1024];
-    fill(d, sizeof d, 3);
-    memcpy(a->xfer, d, 512); /* the first packet arrived before the halt */
-    F.flush_partial = 512;
+    F.halted[0x82] = true;
+    slot_t *c = data_urb(3, 0x82, 512, true, 0);
     F.nlog = 0;
-    te_urb_cancel(&F.dev, &b->te);
-    deliver();
-    LOG_IS("halt 82", "flush 82", "clear 82", "submit 82 512");
-    finish(0x82, TE_USB_COMPLETED, 512, d + 512, 512);
-    CHECK_EQ_INT(done_actual(1), 1024);
-    CHECK(memcmp(a->session, d, 1024) == 0);
+    submit(c);
+    CHECK_EQ_INT(F.ndone, 0);
+    F.halted[0x82] = false;  /* finish() halts it again with the STALL */
+    finish(0x82, TE_USB_STALL, 0, NULL, 0);
+    CHECK_EQ_INT(done_status(1), USBIP_EPIPE);
+    CHECK(F.q[0x82][0].slot == c);
+    finish(0x82, TE_USB_COMPLETED, 512, NULL, 0);
+    CHECK_EQ_INT(done_status(3), 0);
+    CHECK(done_index(1) == 0 && done_index(3) == 1);
+}
+
+TEST(zero_length_interrupt_urb_is_refused)
+{
+    setup_device(CDC_MSC_CONFIG, sizeof CDC_MSC_CONFIG, NULL);
+    REQUIRE(attach());
+    F.nlog = 0;
+    submit(data_urb(1, 0x81, 0, true, 0));
+    CHECK_EQ_INT(done_status(1), USBIP_EINVAL);
+    CHECK_EQ_INT(F.nlog, 0); /* nothing reached the library */
+    submit(data_urb(2, 0x02, 0, true, 0)); /* bulk: a zero-length packet is fine */
+    LOG_IS("submit 02 0");
 }
 
 TEST(stall_fails_one_urb_and_the_queue_goes_on)
@@ -1286,9 +1330,11 @@ TEST_MAIN("transfer_engine",
           TEST_ENTRY(in_length_rounded_up_and_babble_clamped),
           TEST_ENTRY(zero_packet_only_on_the_last_out_chunk),
           TEST_ENTRY(urbs_behind_a_chunked_one_wait_their_turn),
-          TEST_ENTRY(unlink_by_flush_resubmits_the_others_in_order),
-          TEST_ENTRY(unlink_resumes_a_partly_sent_bystander),
-          TEST_ENTRY(partly_received_in_bystander),
+          TEST_ENTRY(unlink_of_the_oldest_flushes_and_resubmits_the_others_in_order),
+          TEST_ENTRY(unlink_behind_a_running_urb_waits_until_it_is_the_oldest),
+          TEST_ENTRY(a_stopped_bystander_resumes_after_the_bytes_it_moved),
+          TEST_ENTRY(submit_racing_with_a_library_halt_waits_for_the_clear),
+          TEST_ENTRY(zero_length_interrupt_urb_is_refused),
           TEST_ENTRY(stall_fails_one_urb_and_the_queue_goes_on),
           TEST_ENTRY(cancel_before_the_library_has_it),
           TEST_ENTRY(control_one_at_a_time_and_not_cancellable),

@@ -16,15 +16,20 @@
  *
  * Cancel (unlink): a URB not in the library completes at once with
  * -ECONNRESET. One in the library can only be stopped by halting and
- * flushing its whole endpoint: every transfer of the endpoint comes back
- * CANCELED; the victim completes with -ECONNRESET, the others return to
- * the FIFO with their progress (a chunk cut in the middle resumes after its
- * last transferred byte) and are resubmitted in order once the pipe is
- * cleared. Control transfers cannot be cancelled once started: the cancel
- * is a no-op and the completion comes normally.
+ * flushing its whole endpoint, and the library then reports 0 bytes for
+ * every stopped transfer, even the one that was moving data. So the halt
+ * waits until the URB to cancel is the oldest of its endpoint in the
+ * library (the session has already answered the unlink): then only the
+ * victim was running; it completes with -ECONNRESET and the URBs behind it,
+ * which had not started, return to the FIFO and are resubmitted in order
+ * once the pipe is cleared. (Should a library report partial progress of a
+ * stopped transfer, a bystander resumes after its last transferred byte.)
+ * Control transfers cannot be cancelled once started: the cancel is a
+ * no-op and the completion comes normally.
  *
  * Errors: after STALL/ERROR/OVERFLOW the library halts the pipe and flushes
- * the rest of its queue. The failed URB completes with its errno; the ones
+ * the rest of its queue (a submit racing with that halt is refused with
+ * INVALID_STATE: the URB waits for the clear instead of failing). The failed URB completes with its errno; the ones
  * flushed with it come back CANCELED and are resubmitted in order after
  * usb_host_endpoint_clear(), as on Linux where the queue keeps running (a
  * still-halted device answers each with STALL, i.e. -EPIPE).
@@ -54,6 +59,9 @@
  *    unknown endpoint the request is just forwarded.
  *  - SET_FEATURE(PORT_RESET): -EPIPE; v5.5 has no per-device reset (the
  *    dashboard can power-cycle the root port: usb_host_mgr_reset_device).
+ *
+ * Zero-length interrupt URBs end with -EINVAL (the controller cannot run
+ * them).
  *
  * Device gone: URBs not in the library end with -ESHUTDOWN, the ones in it
  * as their transfers return (NO_DEVICE -> -ESHUTDOWN, never resubmitted);

@@ -210,6 +210,24 @@ static void request_flush(te_device_t *dev, te_endpoint_t *ep)
     ep->flushing = true;
 }
 
+/* Unlink on an endpoint: the library can only halt the whole pipe, and it
+ * reports 0 bytes for every transfer the halt stops, the one that was
+ * moving data included. So the pipe is halted only once the URB to cancel
+ * is the oldest one in the library: the transfers behind it have not
+ * started, and run again from their first byte without loss or repetition.
+ * Until then the cancel waits (the session has answered the unlink). */
+static void flush_if_oldest_cancelled(te_device_t *dev, te_endpoint_t *ep)
+{
+    for (te_urb_t *u = ep->head; u; u = u->next) {
+        if (u->state == TE_URB_IN_LIBRARY) {
+            if (u->cancel_requested) {
+                request_flush(dev, ep);
+            }
+            return;
+        }
+    }
+}
+
 /* The last transfer of a halted pipe came back: make it active again. */
 static void clear_if_drained(te_device_t *dev, te_endpoint_t *ep)
 {
@@ -267,6 +285,14 @@ static bool submit_transfer(te_device_t *dev, te_urb_t *u, const te_transfer_t *
         }
     }
     te_result_t r = dev->ops->submit(dev->ops_ctx, u, t);
+    if (r == TE_ERR_INVALID_STATE && u->ep->in_library > 0) {
+        /* The library halts a pipe the moment a transfer fails, but tells us
+         * only at its next event turn: the failed transfer is still ours to
+         * hear about. Wait for it and the clear that follows, so that this
+         * URB keeps its place behind it. */
+        u->ep->needs_clear = true;
+        return false;
+    }
     if (r != TE_OK) {
         USBIP_LOGW(TAG, "%s: submit to endpoint 0x%02x failed (%s)", name_of(dev), t->ep_address,
                    te_result_name(r));
@@ -357,7 +383,7 @@ static void pump_endpoint(te_device_t *dev, te_endpoint_t *ep)
         return;
     }
     te_urb_t *u = ep->head;
-    while (u) {
+    while (u && !ep->needs_clear) {
         te_urb_t *next = u->next;
         if (u->state == TE_URB_IN_LIBRARY) {
             if (!u->xfer.last) {
@@ -919,6 +945,7 @@ void te_transfer_done(te_device_t *dev, te_urb_t *u, te_usb_status_t status, uin
             data_transfer_done(dev, u, status, actual);
         }
         clear_if_drained(dev, ep);
+        flush_if_oldest_cancelled(dev, ep);
         te_special_t *sp = &dev->special;
         if (sp->urb && sp->waiting_idle && interface_idle(dev, sp->index)) {
             sp->waiting_idle = false;
@@ -1048,6 +1075,14 @@ void te_urb_submit(te_device_t *dev, te_urb_t *u, usbip_urb_t *urb, uint32_t cap
         end_urb(dev, u, USBIP_ESHUTDOWN);
         return;
     }
+    if (urb->type == USBIP_XFER_INTERRUPT && urb->length == 0) {
+        /* The controller's interrupt descriptor list cannot hold an empty
+         * transfer (v5.5 hcd_dwc.c would index entry -1). */
+        USBIP_LOGW(TAG, "%s: zero-length interrupt transfer on endpoint 0x%02x: not supported",
+                   name_of(dev), urb->ep_address);
+        end_urb(dev, u, USBIP_EINVAL);
+        return;
+    }
     pump_all(dev);
 }
 
@@ -1061,7 +1096,7 @@ void te_urb_cancel(te_device_t *dev, te_urb_t *u)
     } else if (u->ep != &dev->ep0 && u->state == TE_URB_IN_LIBRARY) {
         u->cancel_requested = true;
         u->cancel_status = USBIP_ECONNRESET;
-        request_flush(dev, u->ep);
+        flush_if_oldest_cancelled(dev, u->ep);
     }
     /* A started control transfer cannot be cancelled: it completes normally. */
     pump_all(dev);

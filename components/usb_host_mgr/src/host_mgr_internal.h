@@ -20,6 +20,10 @@
 #include "usb_desc.h"
 #include "usb_host_mgr.h"
 
+/* Client events the library may queue for us between two turns (it drops
+ * events for a full queue: a lost DEV_GONE would leave a zombie device). */
+#define HM_CLIENT_EVENTS 64
+
 /* Two transfer shapes at most per iso URB (te_plan: full chunks + tail). */
 #define HM_ISO_SHAPES 2
 
@@ -55,6 +59,7 @@ struct hm_device {
     bool release_requested;       /* the core let go: close and free when idle */
     /* server task */
     bool registered;              /* in the core's registry */
+    bool awaiting_registry;       /* refused for now (bus id still held): retried */
 };
 
 typedef enum {
@@ -75,6 +80,7 @@ typedef struct {
 typedef enum {
     HM_EVT_ARRIVED,
     HM_EVT_GONE,
+    HM_EVT_FREED,    /* closed by the client task: the server frees the memory */
     HM_EVT_REFUSED,  /* not exportable: text says why, for the event log */
     HM_EVT_URB_DONE,
 } hm_evt_kind_t;
@@ -104,14 +110,20 @@ typedef struct {
     te_pool_t pool;               /* server task */
     te_pool_account_t *accounts;
 
+    /* server task: devices the registry refused for now, retried */
+    hm_device_t **awaiting;       /* [max_devices] */
+    bool retry_awaiting;
+
     /* client task */
     hm_device_t **devices;        /* [max_devices] */
     hm_slot_t **returned;         /* transfers back from the library, in order */
     size_t num_returned;
-    uint8_t new_addresses[16];
+    uint8_t new_addresses[HM_CLIENT_EVENTS];
     size_t num_new;
-    usb_device_handle_t gone_handles[16];
+    usb_device_handle_t gone_handles[HM_CLIENT_EVENTS];
     size_t num_gone;
+    uint8_t deferred_addresses[HM_CLIENT_EVENTS]; /* arrived while the table was full */
+    size_t num_deferred;
 } hm_state_t;
 
 extern hm_state_t g_hm;

@@ -24,7 +24,8 @@ esp_err_t hm_pool_create(void)
     g_hm.slots = calloc(n, sizeof *g_hm.slots);
     g_hm.free_slots = calloc(n, sizeof *g_hm.free_slots);
     g_hm.accounts = calloc(g_hm.cfg.max_devices, sizeof *g_hm.accounts);
-    if (!g_hm.slots || !g_hm.free_slots || !g_hm.accounts) {
+    g_hm.awaiting = calloc(g_hm.cfg.max_devices, sizeof *g_hm.awaiting);
+    if (!g_hm.slots || !g_hm.free_slots || !g_hm.accounts || !g_hm.awaiting) {
         return ESP_ERR_NO_MEM;
     }
     for (size_t i = 0; i < n; i++) {
@@ -57,6 +58,16 @@ static uint32_t data_offset(const usbip_urb_t *urb)
     return urb->type == USBIP_XFER_CONTROL ? TE_SETUP_SIZE : 0;
 }
 
+/* Data bytes the controller may write for this URB: IN control data
+ * stages are asked for in whole packets of bMaxPacketSize0. */
+static uint32_t bytes_needed(const hm_device_t *dev, const usbip_urb_t *urb)
+{
+    if (urb->type == USBIP_XFER_CONTROL && urb->dir_in) {
+        return te_round_up_to_mps(urb->length, dev->mps0);
+    }
+    return urb->length;
+}
+
 /* A URB's buffer: the pool transfer's own when it fits (zero copy), else,
  * for bulk/interrupt/iso, a buffer of its own that the engine moves through
  * the transfer chunk by chunk. A control request must fit in one transfer. */
@@ -64,7 +75,7 @@ static usbip_err_t give_buffer(hm_slot_t *slot, usbip_urb_t *urb)
 {
     usb_transfer_t *t = slot->transfer;
     const uint32_t room = (uint32_t)t->data_buffer_size - data_offset(urb);
-    if (urb->length <= room) {
+    if (bytes_needed(slot->dev, urb) <= room) {
         urb->buffer = t->data_buffer + data_offset(urb);
         urb->buffer_size = room;
         return USBIP_OK;
@@ -213,22 +224,70 @@ static void release_device(hm_device_t *dev)
     }
 }
 
-static void device_arrived(hm_device_t *dev)
+static void stop_awaiting(hm_device_t *dev)
+{
+    for (size_t i = 0; i < g_hm.cfg.max_devices; i++) {
+        if (g_hm.awaiting[i] == dev) {
+            g_hm.awaiting[i] = NULL;
+        }
+    }
+    dev->awaiting_registry = false;
+}
+
+static void await_registry(hm_device_t *dev)
+{
+    for (size_t i = 0; i < g_hm.cfg.max_devices; i++) {
+        if (!g_hm.awaiting[i]) {
+            g_hm.awaiting[i] = dev;
+            dev->awaiting_registry = true;
+            return;
+        }
+    }
+    release_device(dev); /* cannot happen: one entry per device slot */
+}
+
+/* Register the device. A refusal that lasts (a hub, a path the registry
+ * cannot hold) gives it back; one that passes (its bus id still held by a
+ * session whose device was unplugged there, a full table) keeps it waiting
+ * for the next device the registry frees. */
+static void try_register(hm_device_t *dev)
 {
     usbip_err_t err = usbip_server_add_device(g_hm.cfg.server, &dev->usbip, TE_BUSNUM,
                                               dev->ports, dev->depth);
-    if (err != USBIP_OK) {
-        ESP_LOGW(TAG, "%s: %04x:%04x not exported: %s", dev->name, dev->usbip.record.idVendor,
-                 dev->usbip.record.idProduct, usbip_err_name(err));
-        release_device(dev);
+    if (err == USBIP_OK) {
+        stop_awaiting(dev);
+        dev->registered = true;
         return;
     }
-    dev->registered = true;
+    const bool lasting = err != USBIP_ERR_BUSY && err != USBIP_ERR_NO_MEM;
+    if (!dev->awaiting_registry || lasting) {
+        ESP_LOGW(TAG, "%s: %04x:%04x not exported%s: %s", dev->name, dev->usbip.record.idVendor,
+                 dev->usbip.record.idProduct, lasting ? "" : " yet", usbip_err_name(err));
+    }
+    if (lasting) {
+        stop_awaiting(dev);
+        release_device(dev);
+    } else if (!dev->awaiting_registry) {
+        await_registry(dev);
+    }
+}
+
+static void retry_awaiting(void)
+{
+    g_hm.retry_awaiting = false;
+    for (size_t i = 0; i < g_hm.cfg.max_devices; i++) {
+        if (g_hm.awaiting[i]) {
+            try_register(g_hm.awaiting[i]);
+        }
+    }
 }
 
 static void device_gone(hm_device_t *dev)
 {
-    if (dev->registered) {
+    if (dev->awaiting_registry) {
+        stop_awaiting(dev);
+        release_device(dev);
+    } else if (dev->registered) {
         /* The registry frees it now (idle) or when its session ends, and
          * then calls usb_host_mgr_device_freed(). */
         usbip_server_remove_device(g_hm.cfg.server, &dev->usbip);
@@ -255,14 +314,18 @@ void usb_host_mgr_process(void)
     hm_evt_t evt;
     while (xQueueReceive(g_hm.events, &evt, 0) == pdTRUE) {
         switch (evt.kind) {
-        case HM_EVT_ARRIVED: device_arrived(evt.dev); break;
+        case HM_EVT_ARRIVED: try_register(evt.dev); break;
         case HM_EVT_GONE: device_gone(evt.dev); break;
+        case HM_EVT_FREED: free(evt.dev); break; /* the last event about it */
         case HM_EVT_URB_DONE: urb_done(evt.slot); break;
         case HM_EVT_REFUSED:
             usbip_event_log_add(usbip_server_events(g_hm.cfg.server), USBIP_EVENT_ERROR, NULL,
                                 NULL, "%s", evt.text);
             break;
         }
+    }
+    if (g_hm.retry_awaiting) {
+        retry_awaiting();
     }
 }
 
@@ -272,4 +335,7 @@ void usb_host_mgr_device_freed(void *ctx, usbip_device_t *usbip)
     hm_device_t *dev = (hm_device_t *)usbip; /* usbip is the first member */
     dev->registered = false;
     release_device(dev);
+    /* Its bus id and table entry are free: a device waiting for either may
+     * now be registered (after this hook: the registry is mid-call). */
+    g_hm.retry_awaiting = true;
 }

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "esp_cache.h"
 #include "esp_heap_caps.h"
 #include "esp_log.h"
 #include "freertos/task.h"
@@ -29,7 +30,6 @@ static const char *TAG = "usb_client";
 #define CLIENT_TASK_CORE 0
 #define CLIENT_TASK_PRIORITY 12
 #define CLIENT_TASK_STACK_BYTES 6144
-#define CLIENT_EVENT_QUEUE_LEN 16
 #define SETTLE_RETRY_MS 50
 
 /* te_usb_status_t is passed across by value. */
@@ -95,7 +95,9 @@ static te_result_t result_of(esp_err_t err)
     switch (err) {
     case ESP_OK: return TE_OK;
     case ESP_ERR_NOT_FOUND: return TE_ERR_NOT_FOUND;
-    case ESP_ERR_NO_MEM: return TE_ERR_NO_RESOURCES;
+    case ESP_ERR_NO_MEM:
+    case ESP_ERR_NOT_SUPPORTED: /* hcd_pipe_alloc: no free channel, or MPS over the FIFO */
+        return TE_ERR_NO_RESOURCES;
     case ESP_ERR_INVALID_STATE: return TE_ERR_INVALID_STATE;
     default: return TE_ERR_FAILED;
     }
@@ -192,6 +194,14 @@ static te_result_t lib_submit(void *ctx, te_urb_t *u, const te_transfer_t *t)
         x->isoc_packet_desc[i].num_bytes = (int)te_iso_request_length(
             &urb->iso[t->iso_first + i], urb->max_packet_size, urb->dir_in);
     }
+    if (urb->dir_in && t->type != USBIP_XFER_CONTROL && t->num_bytes) {
+        /* The library writes the cache back only before OUT and control
+         * transfers. A pool buffer last written by the CPU (OUT data of an
+         * earlier URB, unpacked iso packets) may hold dirty lines; written
+         * back during the DMA they would overwrite what the device sends. */
+        esp_cache_msync(x->data_buffer, t->num_bytes,
+                        ESP_CACHE_MSYNC_FLAG_DIR_C2M | ESP_CACHE_MSYNC_FLAG_UNALIGNED);
+    }
     esp_err_t err = t->type == USBIP_XFER_CONTROL
                         ? usb_host_transfer_submit_control(g_hm.client, x)
                         : usb_host_transfer_submit(x);
@@ -233,20 +243,13 @@ static void transfer_returned(usb_transfer_t *transfer)
     }
 }
 
+/* The arrays hold as many events as the library queues for us per turn. */
 static void client_event(const usb_host_client_event_msg_t *msg, void *arg)
 {
-    if (msg->event == USB_HOST_CLIENT_EVENT_NEW_DEV) {
-        if (g_hm.num_new < sizeof g_hm.new_addresses) {
-            g_hm.new_addresses[g_hm.num_new++] = msg->new_dev.address;
-        } else {
-            ESP_LOGE(TAG, "too many arrivals at once: device %u ignored", msg->new_dev.address);
-        }
-    } else if (msg->event == USB_HOST_CLIENT_EVENT_DEV_GONE) {
-        if (g_hm.num_gone < sizeof g_hm.gone_handles / sizeof g_hm.gone_handles[0]) {
-            g_hm.gone_handles[g_hm.num_gone++] = msg->dev_gone.dev_hdl;
-        } else {
-            ESP_LOGE(TAG, "too many departures at once: one is missed");
-        }
+    if (msg->event == USB_HOST_CLIENT_EVENT_NEW_DEV && g_hm.num_new < HM_CLIENT_EVENTS) {
+        g_hm.new_addresses[g_hm.num_new++] = msg->new_dev.address;
+    } else if (msg->event == USB_HOST_CLIENT_EVENT_DEV_GONE && g_hm.num_gone < HM_CLIENT_EVENTS) {
+        g_hm.gone_handles[g_hm.num_gone++] = msg->dev_gone.dev_hdl;
     }
 }
 
@@ -315,7 +318,9 @@ static int free_index(void)
 }
 
 /* Port path root to leaf by walking the parent hubs; the parent speed is
- * what decides whether a transaction translator would be needed. */
+ * what decides whether a transaction translator would be needed. The hubs
+ * are not opened by us (the library's hub driver holds them open while
+ * their children exist), which usb_host_device_info() does not check. */
 static esp_err_t locate(usb_device_handle_t handle, const usb_device_info_t *info,
                         hm_device_t *dev, usbip_speed_t *hub_speed)
 {
@@ -436,10 +441,15 @@ static void device_arrived(uint8_t address)
         dev = calloc(1, sizeof *dev);
     }
     if (!dev) {
-        send_refusal("USB device at address %u ignored: %s", address,
-                     index < 0 ? "CONFIG_USBIP_MAX_DEVICES devices already served"
-                               : "out of memory");
         usb_host_device_close(g_hm.client, handle);
+        if (index < 0 && g_hm.num_deferred < HM_CLIENT_EVENTS) {
+            /* Served as soon as a device leaves the table. */
+            g_hm.deferred_addresses[g_hm.num_deferred++] = address;
+            send_refusal("USB device at address %u waits: CONFIG_USBIP_MAX_DEVICES (%u) "
+                         "devices already served", address, (unsigned)g_hm.cfg.max_devices);
+        } else {
+            send_refusal("USB device at address %u ignored: out of memory", address);
+        }
         return;
     }
     dev->handle = handle;
@@ -471,6 +481,18 @@ static void device_arrived(uint8_t address)
     hm_send_event(&evt);
 }
 
+/* Devices that arrived while the table was full, now that a slot is free. */
+static void retry_deferred_arrivals(void)
+{
+    const size_t n = g_hm.num_deferred;
+    uint8_t addresses[HM_CLIENT_EVENTS];
+    memcpy(addresses, g_hm.deferred_addresses, n);
+    g_hm.num_deferred = 0;
+    for (size_t i = 0; i < n; i++) {
+        device_arrived(addresses[i]); /* defers it again if still full */
+    }
+}
+
 /* Release the interfaces once the engine is idle after a session, and
  * close and free the device once the core has let go of it too. True while
  * something is left to do (the loop then retries on a short timeout). */
@@ -497,7 +519,10 @@ static bool settle(hm_device_t *dev)
         ESP_LOGE(TAG, "%s: close failed: %s", dev->name, esp_err_to_name(err));
     }
     g_hm.devices[dev->index] = NULL;
-    free(dev);
+    /* The server task frees it: events about it may still be queued there. */
+    const hm_evt_t evt = {.kind = HM_EVT_FREED, .dev = dev};
+    hm_send_event(&evt);
+    retry_deferred_arrivals();
     return false;
 }
 
@@ -595,7 +620,7 @@ static void client_task(void *arg)
     SemaphoreHandle_t started = arg;
     const usb_host_client_config_t client_cfg = {
         .is_synchronous = false, /* the only mode the library has */
-        .max_num_event_msg = CLIENT_EVENT_QUEUE_LEN,
+        .max_num_event_msg = HM_CLIENT_EVENTS,
         .async = {.client_event_callback = client_event, .callback_arg = NULL},
     };
     /* Registered here: every client call of ours comes from this task. */

@@ -14,7 +14,8 @@
 static const char *TAG = "usb_host_mgr";
 
 /* The daemon runs enumeration and relays control transfers, so it sits just
- * above the client task, with it on core 0. */
+ * above the client task, with it on core 0: after an EP0 STALL it clears
+ * the pipe before the client task can submit the next control transfer. */
 #define DAEMON_TASK_CORE 0
 #define DAEMON_TASK_PRIORITY 13
 #define DAEMON_TASK_STACK_BYTES 4096
@@ -36,10 +37,10 @@ static esp_err_t create_queues(void)
     const size_t pool = g_hm.cfg.transfer_pool_size;
     const size_t devices = g_hm.cfg.max_devices;
     /* Commands: a submit and an unlink per pool entry, attach/detach/release
-     * per device. Events: one completion per pool entry, arrival and
-     * departure per device, and room for a burst of refusals. */
+     * per device. Events: one completion per pool entry, arrival, departure
+     * and freeing per device, and room for a burst of refusals. */
     g_hm.commands = xQueueCreate(2 * pool + 3 * devices + 8, sizeof(hm_cmd_t));
-    g_hm.events = xQueueCreate(pool + 3 * devices + 16, sizeof(hm_evt_t));
+    g_hm.events = xQueueCreate(pool + 4 * devices + HM_CLIENT_EVENTS, sizeof(hm_evt_t));
     g_hm.sync_done = xSemaphoreCreateBinary();
     return g_hm.commands && g_hm.events && g_hm.sync_done ? ESP_OK : ESP_ERR_NO_MEM;
 }
