@@ -218,15 +218,21 @@ static vdev_t *make_vdev(vdev_kind_t kind, uint32_t keyboard_delay_ms)
 
 TEST(devices_get_bus_ids_from_their_port_path)
 {
-    REQUIRE(start_fixture());
+    /* A hub on the root port with the Gadget Zero on its port 1, both there
+     * before the server starts (found by the start-up scan or by NEW_DEV),
+     * and a keyboard plugged into port 3 later. */
     vdev_t *zero = make_vdev(VDEV_ZERO, 0);
     vdev_t *keyboard = make_vdev(VDEV_KEYBOARD, 600000); /* never types during the test */
     REQUIRE(zero && keyboard);
-    F.zero_id = usb_host_sim_plug(zero, 0, 0, USB_SPEED_HIGH);
     F.hub_id = usb_host_sim_add_hub(0, 0, USB_SPEED_HIGH);
+    F.zero_id = usb_host_sim_plug(zero, F.hub_id, 1, USB_SPEED_HIGH);
+    REQUIRE(start_fixture());
+    CHECK(wait_listed("1-1.1", true));
     F.keyboard_id = usb_host_sim_plug(keyboard, F.hub_id, 3, USB_SPEED_HIGH);
-    CHECK(wait_listed("1-1", true));
     CHECK(wait_listed("1-1.3", true));
+    listing_t l = devlist();
+    CHECK_EQ_INT(l.count, 2); /* the hub itself is never exported */
+    CHECK(!listed(&l, "1-1"));
     CHECK_EQ_INT(sim_stats().devices_open, 2);
     /* Idle devices hold no host channel: nothing claimed until import. */
     CHECK_EQ_INT(sim_stats().interfaces_claimed, 0);
@@ -234,9 +240,21 @@ TEST(devices_get_bus_ids_from_their_port_path)
 
 TEST(full_speed_device_behind_high_speed_hub_is_refused_and_logged)
 {
+    /* v5.5 refuses it before enumeration (its own log line, which reaches
+     * the event log on the firmware through the log capture). */
     vdev_t *serial = make_vdev(VDEV_SERIAL, 0);
     REQUIRE(serial);
-    const int id = usb_host_sim_plug(serial, F.hub_id, 2, USB_SPEED_FULL);
+    int id = usb_host_sim_plug(serial, F.hub_id, 2, USB_SPEED_FULL);
+    REQUIRE(id > 0);
+    test_sleep_ms(200);
+    listing_t listing = devlist();
+    CHECK(!listed(&listing, "1-1.2"));
+    usb_host_sim_unplug(id);
+    /* A library that enumerates it anyway meets the glue's own check. */
+    usb_host_sim_enumerate_behind_tt(true);
+    serial = make_vdev(VDEV_SERIAL, 0);
+    REQUIRE(serial);
+    id = usb_host_sim_plug(serial, F.hub_id, 2, USB_SPEED_FULL);
     REQUIRE(id > 0);
     bool logged = false;
     for (int i = 0; i < 250 && !logged; i++) {
@@ -248,11 +266,37 @@ TEST(full_speed_device_behind_high_speed_hub_is_refused_and_logged)
     listing_t l = devlist();
     CHECK(!listed(&l, "1-1.2"));
     usb_host_sim_unplug(id);
+    usb_host_sim_enumerate_behind_tt(false);
+    for (int i = 0; i < 250 && sim_stats().devices_present != 2; i++) {
+        test_sleep_ms(20);
+    }
+    CHECK_EQ_INT(sim_stats().devices_present, 2);
+}
+
+TEST(import_without_free_host_channels_is_refused_cleanly)
+{
+    const int channels = sim_stats().channels_free;
+    usb_host_sim_set_free_channels(2); /* the Gadget Zero needs 4 */
+    usbip_client_t *c = NULL;
+    REQUIRE(usbip_client_connect("127.0.0.1", F.port, 5000, &c) == USBIP_OK);
+    uint32_t op_status = 0;
+    CHECK_EQ_INT(usbip_client_import(c, "1-1.1", NULL, &op_status), USBIP_ERR_IO);
+    CHECK(op_status != 0);
+    usbip_client_close(c);
+    CHECK_EQ_INT(sim_stats().interfaces_claimed, 0); /* nothing left half claimed */
+    CHECK_EQ_INT(sim_stats().channels_free, 2);
+    usb_host_sim_set_free_channels(channels);
+    c = import("1-1.1"); /* with channels back it works */
+    CHECK(c != NULL);
+    if (c) {
+        usbip_client_close(c);
+    }
+    CHECK(wait_claimed(0));
 }
 
 TEST(import_claims_and_control_requests_work)
 {
-    usbip_client_t *c = import("1-1");
+    usbip_client_t *c = import("1-1.1");
     REQUIRE(c);
     CHECK(wait_claimed(1));
     uint8_t desc[18] = {0};
@@ -276,7 +320,7 @@ TEST(import_claims_and_control_requests_work)
 
 TEST(bulk_urbs_larger_than_a_transfer_are_chunked_and_reassembled)
 {
-    usbip_client_t *c = import("1-1");
+    usbip_client_t *c = import("1-1.1");
     REQUIRE(c);
     enum { LEN = 65536 };
     uint8_t *buf = malloc(LEN);
@@ -313,7 +357,7 @@ TEST(bulk_urbs_larger_than_a_transfer_are_chunked_and_reassembled)
 
 TEST(set_interface_switches_to_iso_and_back)
 {
-    usbip_client_t *c = import("1-1");
+    usbip_client_t *c = import("1-1.1");
     REQUIRE(c);
     int32_t status = -1;
     CHECK_EQ_INT(usbip_client_control(c, 0x01, 11, 1, 0, NULL, 0, &status, NULL), USBIP_OK);
@@ -385,7 +429,7 @@ TEST(unlink_of_a_pending_urb_halts_and_flushes_only_that_endpoint)
 
 TEST(clear_halt_after_a_stall_resets_pipe_and_device)
 {
-    usbip_client_t *c = import("1-1");
+    usbip_client_t *c = import("1-1.1");
     REQUIRE(c);
     const usb_host_sim_stats_t before = sim_stats();
     uint8_t buf[512];
@@ -403,7 +447,31 @@ TEST(clear_halt_after_a_stall_resets_pipe_and_device)
     CHECK_EQ_INT(usbip_client_transfer(c, 1, true, buf, sizeof buf, &status, &actual), USBIP_OK);
     CHECK_EQ_INT(status, 0);
     CHECK_EQ_INT(actual, sizeof buf);
-    CHECK_EQ_INT(sim_stats().submits_refused, before.submits_refused);
+    CHECK_EQ_INT(sim_stats().submits_invalid, before.submits_invalid);
+
+    /* Several URBs queued on a stalled endpoint: the first fails and halts
+     * the pipe at once, the next submits race with that halt. Each gets
+     * -EPIPE, in submission order, none overtakes the one ahead. */
+    const int raced_before = sim_stats().submits_to_halted_pipe;
+    CHECK_EQ_INT(usbip_client_control(c, 0x02, 3, 0, 0x81, NULL, 0, &status, NULL), USBIP_OK);
+    enum { N = 4 };
+    usbip_client_urb_t urbs[N];
+    uint8_t bufs[N][512];
+    for (int i = 0; i < N; i++) {
+        urbs[i] = (usbip_client_urb_t){.ep = 1, .dir_in = true, .buffer = bufs[i],
+                                       .length = 512};
+        CHECK_EQ_INT(usbip_client_submit(c, &urbs[i]), USBIP_OK);
+    }
+    for (int i = 0; i < N; i++) {
+        usbip_client_urb_t *done = NULL;
+        CHECK_EQ_INT(usbip_client_wait(c, &done, NULL, NULL), USBIP_OK);
+        CHECK(done == &urbs[i]);
+        CHECK_EQ_INT(urbs[i].status, USBIP_EPIPE);
+    }
+    CHECK(sim_stats().submits_to_halted_pipe > raced_before); /* the race did happen */
+    CHECK_EQ_INT(usbip_client_control(c, 0x02, 1, 0, 0x81, NULL, 0, &status, NULL), USBIP_OK);
+    CHECK_EQ_INT(usbip_client_transfer(c, 1, true, buf, sizeof buf, &status, &actual), USBIP_OK);
+    CHECK_EQ_INT(status, 0);
     usbip_client_close(c);
     CHECK(wait_claimed(0));
 }
@@ -462,13 +530,13 @@ TEST(unplug_while_imported_ends_the_session_and_frees_everything)
     CHECK_EQ_INT(sim_stats().devices_open, 1); /* only the Gadget Zero */
     CHECK(event_logged(USBIP_EVENT_DEVICE_REMOVED, "while imported"));
     listing_t l = devlist();
-    CHECK(listed(&l, "1-1"));
+    CHECK(listed(&l, "1-1.1"));
 }
 
 TEST(unplug_of_an_idle_device_closes_it_and_returns_the_pool)
 {
     usb_host_sim_unplug(F.zero_id);
-    CHECK(wait_listed("1-1", false));
+    CHECK(wait_listed("1-1.1", false));
     for (int i = 0; i < 250 && sim_stats().devices_present != 0; i++) {
         test_sleep_ms(20);
     }
@@ -477,11 +545,12 @@ TEST(unplug_of_an_idle_device_closes_it_and_returns_the_pool)
     CHECK_EQ_INT(s.devices_open, 0);
     CHECK_EQ_INT(s.interfaces_claimed, 0);
     CHECK_EQ_INT(s.transfers_in_flight, 0);
+    CHECK_EQ_INT(s.channels_free, 16 - 2); /* all back but the hub's two */
     pthread_mutex_lock(&F.core_lock); /* the pool belongs to the server task */
     CHECK_EQ_INT(g_hm.num_free, POOL_SIZE);
     CHECK_EQ_INT(g_hm.pool.free, POOL_SIZE);
     pthread_mutex_unlock(&F.core_lock);
-    CHECK_EQ_INT(s.submits_refused, 0); /* the engine never broke a library rule */
+    CHECK_EQ_INT(s.submits_invalid, 0); /* the engine never broke a library rule */
     atomic_store(&F.stop, true);
     pthread_join(F.thread, NULL);
     usbip_netloop_shutdown(F.loop);
@@ -490,6 +559,7 @@ TEST(unplug_of_an_idle_device_closes_it_and_returns_the_pool)
 
 TEST_MAIN("usb_host_mgr", TEST_ENTRY(devices_get_bus_ids_from_their_port_path),
           TEST_ENTRY(full_speed_device_behind_high_speed_hub_is_refused_and_logged),
+          TEST_ENTRY(import_without_free_host_channels_is_refused_cleanly),
           TEST_ENTRY(import_claims_and_control_requests_work),
           TEST_ENTRY(bulk_urbs_larger_than_a_transfer_are_chunked_and_reassembled),
           TEST_ENTRY(set_interface_switches_to_iso_and_back),

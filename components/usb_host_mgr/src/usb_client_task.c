@@ -206,8 +206,10 @@ static te_result_t lib_submit(void *ctx, te_urb_t *u, const te_transfer_t *t)
                         ? usb_host_transfer_submit_control(g_hm.client, x)
                         : usb_host_transfer_submit(x);
     if (err != ESP_OK) {
-        ESP_LOGW(TAG, "%s: submit to ep 0x%02x, %u bytes: %s", slot->dev->name, t->ep_address,
-                 (unsigned)t->num_bytes, esp_err_to_name(err));
+        if (err != ESP_ERR_INVALID_STATE) { /* a halted pipe: the engine decides */
+            ESP_LOGW(TAG, "%s: submit to ep 0x%02x, %u bytes: %s", slot->dev->name,
+                     t->ep_address, (unsigned)t->num_bytes, esp_err_to_name(err));
+        }
         return result_of(err);
     }
     slot->in_flight = x;

@@ -11,7 +11,7 @@
  * device. Plain hubs can be added to build port paths.
  *
  * The test thread may call the usb_host_sim_* functions at any time; they
- * take the simulator's lock. Every vdev call happens in the client task.
+ * take the simulator's lock, which every vdev call is made under.
  */
 #pragma once
 
@@ -34,14 +34,24 @@ int usb_host_sim_plug(vdev_t *dev, int parent_hub, uint8_t port, usb_speed_t spe
 /* Unplug: in-flight transfers end with NO_DEVICE, then DEV_GONE. */
 void usb_host_sim_unplug(int device_id);
 
+/* Enumerate full/low-speed devices behind a high-speed hub (which v5.5
+ * refuses), to reach the glue's own check. */
+void usb_host_sim_enumerate_behind_tt(bool yes);
+
+/* Host channels left (16 at start, minus EP0 per device, 2 per hub, one
+ * per claimed endpoint), for running out on purpose. */
+void usb_host_sim_set_free_channels(int channels);
+
 typedef struct {
     int devices_present;   /* plugged and not yet freed */
     int devices_open;      /* opened by the client */
     int interfaces_claimed;
     int transfers_in_flight;
     int transfers_allocated;
-    int submits_refused;   /* submits the library rules refused */
+    int submits_invalid;   /* submits breaking the library's rules (INVALID_ARG...) */
+    int submits_to_halted_pipe; /* INVALID_STATE: pipe halted or device gone */
     int halts, flushes, clears;
+    int channels_free;
 } usb_host_sim_stats_t;
 
 void usb_host_sim_stats(usb_host_sim_stats_t *out);

@@ -1,7 +1,18 @@
 /*
- * usb_host_sim: see usb_host_sim.h. One client, one lock. Every call into
- * a vdev happens in the task that runs usb_host_client_handle_events() or
- * the client API (the USB client task), as the vdevs are single-threaded.
+ * usb_host_sim: see usb_host_sim.h. One client, one lock: every call into
+ * a vdev is made with the lock held (the vdevs are single-threaded), from
+ * the daemon task (enumeration) or the client task (transfers).
+ *
+ * Where the v5.5 library's behaviour matters to the glue, the sim follows
+ * it: enumeration by the daemon, before or after the client registers;
+ * NEW_DEV for hubs too; full/low-speed devices behind a high-speed hub
+ * refused before enumeration; 16 host channels (EP0 of each device, two
+ * per hub, one per claimed endpoint; claim fails ESP_ERR_NOT_SUPPORTED);
+ * a failed transfer halts its pipe at once (a submit before the client
+ * hears of it gets INVALID_STATE) and the queue behind it comes back
+ * CANCELED; halt returns the running transfer CANCELED and keeps the
+ * others for flush or clear; stopped and failed transfers report 0 bytes;
+ * transfer callbacks before events in a turn.
  */
 #define _POSIX_C_SOURCE 200809L
 
@@ -9,6 +20,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -21,20 +33,32 @@
 #define SIM_MAX_EVENTS  64
 #define SIM_POLL_MS     2
 #define SETUP_SIZE      8
+#define SIM_HOST_CHANNELS 16 /* the P4's high-speed controller */
+#define SIM_CACHE_LINE  64
+
+/* A hub as the library sees it (hub class, one interrupt IN endpoint). */
+static const uint8_t HUB_DEVICE_DESC[18] = {18, 1, 0x00, 0x02, 9, 0, 1, 64, 0x09, 0x12,
+                                            0x34, 0x56, 0x00, 0x01, 0, 0, 0, 1};
+static const uint8_t HUB_CONFIG_DESC[25] = {9, 2, 25, 0, 1, 1, 0, 0xe0, 0,
+                                            9, 4, 0, 0, 1, 9, 0, 0, 0,
+                                            7, 5, 0x81, 3, 1, 0, 12};
 
 typedef struct sim_dev sim_dev_t;
 
 typedef enum { PIPE_ACTIVE, PIPE_HALTED } pipe_state_t;
 
+typedef struct sim_xfer sim_xfer_t;
+
 typedef struct {
     pipe_state_t state;
     bool flushing_after_error; /* the library flushes the queue behind a failed transfer */
     int in_flight;             /* at the vdev */
+    sim_xfer_t *running;       /* halted while running: comes back CANCELED, not parked */
 } sim_pipe_t;
 
 /* A transfer object: the sim's bookkeeping followed by the usb_transfer_t
  * (whose flexible array of iso descriptors ends the allocation). */
-typedef struct sim_xfer {
+struct sim_xfer {
     struct sim_xfer *next; /* done list or parked list */
     sim_dev_t *dev;
     uint8_t ep;
@@ -43,7 +67,7 @@ typedef struct sim_xfer {
     usbip_urb_t urb;
     usbip_iso_packet_t *iso;
     usb_transfer_t *t;
-} sim_xfer_t;
+};
 
 struct sim_dev {
     int id;
@@ -53,7 +77,8 @@ struct sim_dev {
     usb_speed_t speed;
     vdev_t *vdev;
     uint8_t address;
-    bool enumerated, gone, unplugged_vdev, gone_reported, open;
+    bool enumerated, refused, gone, unplugged_vdev, gone_reported, open;
+    int channels;          /* host channels it holds */
     usb_device_desc_t ddesc;
     uint8_t *config;
     usb_desc_config_t parsed;
@@ -79,8 +104,11 @@ static struct {
     sim_xfer_t *done, *done_tail;
     sim_event_t events[SIM_MAX_EVENTS];
     int num_events;
+    int channels_free;
+    bool enumerate_behind_tt;
     usb_host_sim_stats_t stats;
-} S = {.lock = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER, .next_address = 1};
+} S = {.lock = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER, .next_address = 1,
+       .channels_free = SIM_HOST_CHANNELS};
 
 static uint64_t now_ms(void)
 {
@@ -109,6 +137,8 @@ static sim_dev_t *new_dev(void)
     return NULL;
 }
 
+static void push_event(const usb_host_client_event_msg_t *msg);
+
 static sim_dev_t *dev_by_id(int id)
 {
     return id > 0 && id <= SIM_MAX_DEVICES && S.devs[id - 1].used ? &S.devs[id - 1] : NULL;
@@ -126,12 +156,35 @@ int usb_host_sim_add_hub(int parent_hub, uint8_t port, usb_speed_t speed)
         d->parent = dev_by_id(parent_hub);
         d->port = d->parent ? port : 0;
         d->speed = speed;
+        memcpy(d->ddesc.val, HUB_DEVICE_DESC, sizeof HUB_DEVICE_DESC);
+        d->config = malloc(sizeof HUB_CONFIG_DESC);
+        memcpy(d->config, HUB_CONFIG_DESC, sizeof HUB_CONFIG_DESC);
+        usb_desc_parse_config(d->config, sizeof HUB_CONFIG_DESC, &d->parsed);
+        d->channels = 2; /* its EP0 and its status endpoint, held by the hub driver */
+        S.channels_free -= 2;
         d->enumerated = true;
         d->address = S.next_address++;
         id = d->id;
+        usb_host_client_event_msg_t msg = {.event = USB_HOST_CLIENT_EVENT_NEW_DEV};
+        msg.new_dev.address = d->address;
+        push_event(&msg);
     }
     pthread_mutex_unlock(&S.lock);
     return id;
+}
+
+void usb_host_sim_enumerate_behind_tt(bool yes)
+{
+    pthread_mutex_lock(&S.lock);
+    S.enumerate_behind_tt = yes;
+    pthread_mutex_unlock(&S.lock);
+}
+
+void usb_host_sim_set_free_channels(int channels)
+{
+    pthread_mutex_lock(&S.lock);
+    S.channels_free = channels;
+    pthread_mutex_unlock(&S.lock);
 }
 
 int usb_host_sim_plug(vdev_t *vdev, int parent_hub, uint8_t port, usb_speed_t speed)
@@ -167,6 +220,7 @@ void usb_host_sim_stats(usb_host_sim_stats_t *out)
 {
     pthread_mutex_lock(&S.lock);
     *out = S.stats;
+    out->channels_free = S.channels_free;
     pthread_mutex_unlock(&S.lock);
 }
 
@@ -256,6 +310,7 @@ static void push_event(const usb_host_client_event_msg_t *msg)
 
 static void free_dev(sim_dev_t *d)
 {
+    S.channels_free += d->channels;
     if (d->vdev) {
         vdev_destroy(d->vdev);
     }
@@ -355,13 +410,21 @@ static void vdev_finished(usbip_urb_t *urb)
         x->t->isoc_packet_desc[i].status = status_of(x->iso[i].status);
     }
     usb_transfer_status_t status = status_of(urb->status);
+    const bool was_running = p->running == x;
+    if (was_running) {
+        p->running = NULL;
+    }
     if (d->gone) {
         status = USB_TRANSFER_STATUS_NO_DEVICE;
-    } else if (status == USB_TRANSFER_STATUS_CANCELED && !p->flushing_after_error) {
-        park(d, x); /* stopped by usb_host_endpoint_halt: waits for flush or clear */
+    } else if (status == USB_TRANSFER_STATUS_CANCELED && !p->flushing_after_error &&
+               !was_running) {
+        park(d, x); /* queued when usb_host_endpoint_halt came: waits for flush or clear */
         return;
     } else if (p->flushing_after_error && status != USB_TRANSFER_STATUS_COMPLETED) {
         status = USB_TRANSFER_STATUS_CANCELED;
+    }
+    if (status != USB_TRANSFER_STATUS_COMPLETED) {
+        x->t->actual_num_bytes = 0; /* as the v5.5 HCD reports any failed or stopped transfer */
     }
     if (!control && (status == USB_TRANSFER_STATUS_STALL || status == USB_TRANSFER_STATUS_ERROR ||
                      status == USB_TRANSFER_STATUS_OVERFLOW)) {
@@ -413,9 +476,24 @@ static esp_err_t to_vdev(sim_xfer_t *x)
     return ESP_OK;
 }
 
+/* The oldest transfer of a pipe still at the vdev: the one on the bus. */
+static sim_xfer_t *running_on(sim_dev_t *d, uint8_t ep)
+{
+    for (size_t i = 0; i < s_live_count; i++) {
+        if (s_live[i]->dev == d && s_live[i]->ep == ep) {
+            return s_live[i];
+        }
+    }
+    return NULL;
+}
+
 static esp_err_t refuse(esp_err_t err)
 {
-    S.stats.submits_refused++;
+    if (err == ESP_ERR_INVALID_STATE) {
+        S.stats.submits_to_halted_pipe++;
+    } else {
+        S.stats.submits_invalid++;
+    }
     return err;
 }
 
@@ -443,8 +521,7 @@ static esp_err_t prepare(sim_xfer_t *x, bool control)
         const uint16_t wlength = (uint16_t)(urb->setup[6] | (urb->setup[7] << 8));
         urb->dir_in = (urb->setup[0] & 0x80u) != 0;
         const int data = t->num_bytes - SETUP_SIZE;
-        if (urb->dir_in ? (data < wlength || data % d->ddesc.bMaxPacketSize0)
-                        : data != wlength) {
+        if (urb->dir_in ? data < wlength : data != wlength) {
             return ESP_ERR_INVALID_ARG;
         }
         urb->type = USBIP_XFER_CONTROL;
@@ -493,6 +570,8 @@ static esp_err_t prepare(sim_xfer_t *x, bool control)
         urb->iso = x->iso;
     } else if (urb->dir_in && info.max_packet_size && t->num_bytes % info.max_packet_size) {
         return ESP_ERR_INVALID_ARG;
+    } else if (info.type == USBIP_XFER_INTERRUPT && t->num_bytes == 0) {
+        return ESP_ERR_INVALID_ARG; /* the real HCD corrupts its descriptor list */
     }
     return ESP_OK;
 }
@@ -513,6 +592,7 @@ esp_err_t usb_host_transfer_alloc(size_t size, int num_isoc_packets, usb_transfe
         return ESP_ERR_INVALID_ARG;
     }
     const size_t n = (size_t)num_isoc_packets;
+    size = (size + SIM_CACHE_LINE - 1) / SIM_CACHE_LINE * SIM_CACHE_LINE; /* as the library */
     sim_xfer_t *x = calloc(1, sizeof *x);
     uint8_t *buffer = malloc(size ? size : 1);
     usb_transfer_t *t = calloc(1, record_offset(n) + sizeof(sim_xfer_t *));
@@ -548,7 +628,9 @@ esp_err_t usb_host_transfer_free(usb_transfer_t *t)
     }
     sim_xfer_t *x = record_of(t);
     if (x->in_flight) {
-        return ESP_ERR_INVALID_STATE;
+        /* The library frees it anyway: a use-after-free on hardware. */
+        fprintf(stderr, "usb_host_sim: usb_host_transfer_free of a transfer in flight\n");
+        abort();
     }
     free(t->data_buffer);
     free(x->iso);
@@ -568,8 +650,16 @@ static esp_err_t submit(usb_transfer_t *t, bool control)
     if (err == ESP_OK) {
         err = to_vdev(x);
     }
+    if (err == ESP_OK) {
+        /* The controller works while the client goes on: the transfer may
+         * finish (or fail and halt its pipe) before the client's next turn. */
+        vdev_poll(x->dev->vdev, now_ms());
+    }
+    if (err != ESP_OK) {
+        refuse(err);
+    }
     pthread_mutex_unlock(&S.lock);
-    return err == ESP_OK ? ESP_OK : refuse(err);
+    return err;
 }
 
 esp_err_t usb_host_transfer_submit(usb_transfer_t *t) { return submit(t, false); }
@@ -588,13 +678,20 @@ esp_err_t usb_host_install(const usb_host_config_t *config)
     return err;
 }
 
+static void enumerate_new_devices(void);
+
+/* The daemon enumerates new devices, as the library's does. */
 esp_err_t usb_host_lib_handle_events(TickType_t timeout, uint32_t *flags)
 {
-    /* Enumeration is done by the client's turn in this simulation, so the
-     * daemon has nothing to do but wait. */
     *flags = 0;
-    struct timespec ts = {.tv_sec = 1};
-    nanosleep(&ts, NULL);
+    const uint64_t start = now_ms();
+    do {
+        pthread_mutex_lock(&S.lock);
+        enumerate_new_devices();
+        pthread_mutex_unlock(&S.lock);
+        struct timespec ts = {.tv_nsec = SIM_POLL_MS * 1000000L};
+        nanosleep(&ts, NULL);
+    } while (now_ms() - start < (timeout == portMAX_DELAY ? 100u : timeout));
     return ESP_ERR_TIMEOUT;
 }
 
@@ -646,7 +743,43 @@ static void release_parked(sim_dev_t *d, uint8_t ep, usb_transfer_status_t statu
     }
 }
 
-/* One turn of the bus: enumerate, unplug, run the vdevs. Lock held. */
+static bool needs_translator(const sim_dev_t *d)
+{
+    return d->parent && d->parent->speed == USB_SPEED_HIGH && d->speed != USB_SPEED_HIGH;
+}
+
+/* Lock held. */
+static void enumerate_new_devices(void)
+{
+    for (int i = 0; i < SIM_MAX_DEVICES; i++) {
+        sim_dev_t *d = &S.devs[i];
+        if (!d->used || d->is_hub || d->enumerated || d->refused || d->gone) {
+            continue;
+        }
+        if (needs_translator(d) && !S.enumerate_behind_tt) {
+            fprintf(stderr, "usb_host_sim: device on port %u of a high-speed hub: transaction "
+                    "translator (TT) is not supported\n", d->port);
+            d->refused = true;
+            continue;
+        }
+        if (S.channels_free < 1) {
+            fprintf(stderr, "usb_host_sim: no free channel to enumerate a device\n");
+            d->refused = true;
+            continue;
+        }
+        if (!enumerate(d)) {
+            d->refused = true;
+            continue;
+        }
+        d->channels = 1; /* its EP0 pipe */
+        S.channels_free--;
+        usb_host_client_event_msg_t msg = {.event = USB_HOST_CLIENT_EVENT_NEW_DEV};
+        msg.new_dev.address = d->address;
+        push_event(&msg);
+    }
+}
+
+/* One turn of the bus: unplug, run the vdevs. Lock held. */
 static void run_devices(void)
 {
     for (int i = 0; i < SIM_MAX_DEVICES; i++) {
@@ -654,14 +787,11 @@ static void run_devices(void)
         if (!d->used || d->is_hub) {
             continue;
         }
-        if (!d->enumerated && !d->gone) {
-            if (enumerate(d)) {
-                usb_host_client_event_msg_t msg = {.event = USB_HOST_CLIENT_EVENT_NEW_DEV};
-                msg.new_dev.address = d->address;
-                push_event(&msg);
-            } else {
-                d->gone = true; /* a device that fails enumeration is dropped */
+        if (!d->enumerated) {
+            if (d->gone) {
+                free_dev(d); /* unplugged before (or instead of) enumeration */
             }
+            continue;
         }
         if (d->gone && !d->unplugged_vdev) {
             vdev_unplug(d->vdev);
@@ -739,7 +869,7 @@ esp_err_t usb_host_device_addr_list_fill(int list_len, uint8_t *list, int *num)
     int n = 0;
     for (int i = 0; i < SIM_MAX_DEVICES; i++) {
         const sim_dev_t *d = &S.devs[i];
-        if (d->used && !d->is_hub && d->enumerated && !d->gone && n < list_len) {
+        if (d->used && d->enumerated && !d->gone && n < list_len) {
             list[n++] = d->address;
         }
     }
@@ -755,7 +885,7 @@ esp_err_t usb_host_device_open(usb_host_client_handle_t client, uint8_t addr,
     esp_err_t err = ESP_ERR_NOT_FOUND;
     for (int i = 0; i < SIM_MAX_DEVICES; i++) {
         sim_dev_t *d = &S.devs[i];
-        if (d->used && !d->is_hub && d->enumerated && !d->gone && d->address == addr) {
+        if (d->used && d->enumerated && !d->gone && d->address == addr) {
             err = d->open ? ESP_ERR_INVALID_STATE : ESP_OK;
             if (err == ESP_OK) {
                 d->open = true;
@@ -780,7 +910,7 @@ esp_err_t usb_host_device_close(usb_host_client_handle_t client, usb_device_hand
         }
     }
     if (!d->open) {
-        err = ESP_ERR_INVALID_STATE;
+        err = ESP_ERR_NOT_FOUND;
     }
     if (err == ESP_OK) {
         d->open = false;
@@ -833,10 +963,14 @@ esp_err_t usb_host_interface_claim(usb_host_client_handle_t client, usb_device_h
         err = ESP_ERR_INVALID_STATE;
     } else if (!usb_desc_find_alt(&d->parsed, number, alt)) {
         err = ESP_ERR_NOT_FOUND;
+    } else if (usb_desc_find_alt(&d->parsed, number, alt)->num_endpoints > S.channels_free) {
+        err = ESP_ERR_NOT_SUPPORTED; /* hcd_pipe_alloc: no free channel */
     } else {
         d->claimed_alt[number] = alt;
         S.stats.interfaces_claimed++;
         const usb_desc_altsetting_t *a = usb_desc_find_alt(&d->parsed, number, alt);
+        S.channels_free -= a->num_endpoints;
+        d->channels += a->num_endpoints;
         for (unsigned e = 0; e < a->num_endpoints; e++) {
             sim_pipe_t *p = &d->pipes[pipe_index(usb_desc_alt_endpoint(&d->parsed, a, e)->address)];
             p->state = PIPE_ACTIVE; /* a new pipe */
@@ -871,6 +1005,8 @@ esp_err_t usb_host_interface_release(usb_host_client_handle_t client, usb_device
         if (err == ESP_OK) {
             d->claimed_alt[number] = -1;
             S.stats.interfaces_claimed--;
+            S.channels_free += a ? a->num_endpoints : 0;
+            d->channels -= a ? a->num_endpoints : 0;
         }
     }
     pthread_mutex_unlock(&S.lock);
@@ -883,14 +1019,19 @@ static esp_err_t pipe_command(usb_device_handle_t h, uint8_t ep, int command)
     sim_dev_t *d = dev_of(h);
     esp_err_t err = ESP_OK;
     sim_pipe_t *p = &d->pipes[pipe_index(ep)];
-    if ((ep & 0x0fu) == 0 || !find_endpoint(d, ep)) {
-        err = ESP_ERR_NOT_FOUND; /* EP0 is not accepted, as in v5.5 */
-    } else if (command == 0) { /* halt */
+    if ((ep & 0x0fu) == 0) {
+        err = ESP_ERR_INVALID_ARG; /* EP0 is not accepted, as in v5.5 */
+    } else if (!find_endpoint(d, ep)) {
+        err = ESP_ERR_NOT_FOUND;
+    } else if (command == 0) { /* halt: the running transfer stops and comes back */
         S.stats.halts++;
         p->state = PIPE_HALTED;
         if (!d->gone) {
+            p->running = running_on(d, ep);
             cancel_at_vdev(d, ep);
         }
+    } else if (command == 2 && d->gone) {
+        err = ESP_ERR_INVALID_STATE; /* clear needs a live port */
     } else if (p->state != PIPE_HALTED) {
         err = ESP_ERR_INVALID_STATE;
     } else if (command == 1) { /* flush: every transfer back as CANCELED */
