@@ -48,9 +48,24 @@ stop_daemon() {
 
 ctl() { timeout 15 usbip-server ctl --control "$CTL" "$@"; }
 
+# The usbip tool reads vhci's sysfs status before attaching; while the
+# kernel is still enumerating the previous import that read can fail with
+# "open vhci_driver" (a local, transient error: the server is not asked).
+# Only that error is retried; anything the server answers fails at once.
 attach() {
-    timeout 60 usbip attach -r 127.0.0.1 -b "$1" || fail "usbip attach -b $1 failed"
-    log "attached $1"
+    local try out
+    for try in 1 2 3; do
+        if out=$(timeout 60 usbip attach -r 127.0.0.1 -b "$1" 2>&1); then
+            log "attached $1"
+            return 0
+        fi
+        echo "$out" >&2
+        case "$out" in
+            *"open vhci_driver"*) log "usbip could not read vhci state (try $try), again in 1 s"; sleep 1 ;;
+            *) break ;;
+        esac
+    done
+    fail "usbip attach -b $1 failed"
 }
 
 # The vhci port number a remote bus id is attached at (for usbip detach -p).
