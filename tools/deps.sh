@@ -60,7 +60,7 @@ ensure_packages() {
 }
 
 # What building the host programs needs.
-BUILD_PACKAGES=(cmake make gcc libc6-dev)
+BUILD_PACKAGES=(cmake make gcc libc6-dev libcivetweb-dev libssl-dev)
 # What the test suite adds: clang with sanitizers and libFuzzer, and the real
 # peers the interop tests talk to.
 TEST_PACKAGES=(clang "libclang-rt-dev|libclang-rt-14-dev|libclang-rt-15-dev" usbip tshark

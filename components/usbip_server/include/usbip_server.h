@@ -78,6 +78,14 @@ usbip_session_t *usbip_server_session_at(const usbip_server_t *srv, size_t index
 const usbip_ip_addr_t *usbip_server_session_peer(const usbip_server_t *srv,
                                                  const usbip_session_t *session);
 
+/* The dashboard's id of a session (1, 2, ... in order of connection), and
+ * the open session with that id (NULL if none). */
+uint32_t usbip_server_session_id(const usbip_server_t *srv, const usbip_session_t *session);
+usbip_session_t *usbip_server_find_session(const usbip_server_t *srv, uint32_t id);
+
+/* The settings store (NULL when settings live in memory only). */
+const usbip_store_t *usbip_server_store(const usbip_server_t *srv);
+
 /* Replace the settings: persisted through the store, then applied at once;
  * live sessions whose client the new access control refuses are closed. */
 usbip_err_t usbip_server_apply_settings(usbip_server_t *srv, const usbip_settings_t *settings);

@@ -10,6 +10,7 @@ static const char *TAG = "server";
 
 typedef struct {
     usbip_session_t *session;
+    uint32_t id; /* 1, 2, 3, ... in order of connection: the dashboard's client id */
     usbip_ip_addr_t peer;
     char peer_text[USBIP_IP_ADDR_TEXT_SIZE];
     bool socket_closed;
@@ -25,6 +26,7 @@ struct usbip_server {
     usbip_session_env_t env;
     session_record_t *sessions;
     size_t session_count;
+    uint32_t next_session_id;
 };
 
 void usbip_server_config_default(usbip_server_config_t *cfg)
@@ -197,7 +199,7 @@ usbip_err_t usbip_server_accept(usbip_server_t *srv, const usbip_ip_addr_t *peer
         return err;
     }
     session_record_t *rec = &srv->sessions[srv->session_count++];
-    *rec = (session_record_t){.session = session, .peer = *peer};
+    *rec = (session_record_t){.session = session, .id = ++srv->next_session_id, .peer = *peer};
     memcpy(rec->peer_text, peer_text, sizeof peer_text);
     usbip_event_log_add(&srv->events, USBIP_EVENT_CLIENT_CONNECT, NULL, peer_text, "connected");
     *out = session;
@@ -256,6 +258,24 @@ const usbip_ip_addr_t *usbip_server_session_peer(const usbip_server_t *srv,
     const session_record_t *rec = record_of(srv, session);
     return rec ? &rec->peer : NULL;
 }
+
+uint32_t usbip_server_session_id(const usbip_server_t *srv, const usbip_session_t *session)
+{
+    const session_record_t *rec = record_of(srv, session);
+    return rec ? rec->id : 0;
+}
+
+usbip_session_t *usbip_server_find_session(const usbip_server_t *srv, uint32_t id)
+{
+    for (size_t i = 0; i < srv->session_count; i++) {
+        if (srv->sessions[i].id == id && !srv->sessions[i].socket_closed) {
+            return srv->sessions[i].session;
+        }
+    }
+    return NULL;
+}
+
+const usbip_store_t *usbip_server_store(const usbip_server_t *srv) { return srv->cfg.store; }
 
 static void close_sessions_no_longer_allowed(usbip_server_t *srv)
 {
