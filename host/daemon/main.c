@@ -12,6 +12,7 @@
 
 #include "control.h"
 #include "control_server.h"
+#include "dashboard.h"
 #include "device_set.h"
 #include "fd_util.h"
 #include "file_store.h"
@@ -160,11 +161,47 @@ static void close_waker(void)
     s_waker.read_fd = s_waker.write_fd = -1;
 }
 
-static void poll_devices(void *ctx, uint64_t now_ms) { device_set_poll(ctx, now_ms); }
+static dashboard_t *s_dashboard;
+static int s_dashboard_timeout_ms = -1;
+
+/* The loop's device hook: virtual devices, then the dashboard (queued API
+ * requests, bandwidth sampling, WebSocket updates). */
+static void poll_devices(void *ctx, uint64_t now_ms)
+{
+    device_set_poll(ctx, now_ms);
+    if (s_dashboard) {
+        s_dashboard_timeout_ms = dashboard_poll(s_dashboard, now_ms);
+    }
+}
 
 static int devices_next_timeout_ms(void *ctx, uint64_t now_ms)
 {
-    return device_set_next_timeout_ms(ctx, now_ms);
+    int devices = device_set_next_timeout_ms(ctx, now_ms);
+    if (!s_dashboard || s_dashboard_timeout_ms < 0) {
+        return devices;
+    }
+    return devices < 0 || s_dashboard_timeout_ms < devices ? s_dashboard_timeout_ms : devices;
+}
+
+static int start_dashboard(usbip_server_t *srv, const options_t *opts)
+{
+    if (!opts->http) {
+        return 0;
+    }
+    const char *address = opts->http_address ? opts->http_address
+                          : opts->listen_address && !strchr(opts->listen_address, ':')
+                              ? opts->listen_address
+                              : "0.0.0.0";
+    s_dashboard = dashboard_start(srv, address, opts->http_port, usbip_netloop_port(s_loop),
+                                  &s_waker);
+    if (!s_dashboard) {
+        fprintf(stderr, "usbip-server: cannot serve the dashboard on %s port %u\n", address,
+                (unsigned)opts->http_port);
+        return -1;
+    }
+    printf("Dashboard: http://%s:%u/\n", strcmp(address, "0.0.0.0") ? address : "127.0.0.1",
+           (unsigned)dashboard_port(s_dashboard));
+    return 0;
 }
 
 static usbip_err_t create_loop(usbip_server_t *srv, const options_t *opts,
@@ -237,6 +274,9 @@ static int run(const options_t *opts)
     if (open_waker() != 0 || create_loop(srv, opts, control) != USBIP_OK) {
         goto out;
     }
+    if (start_dashboard(srv, opts) != 0) {
+        goto out;
+    }
     install_signal_handlers();
     print_banner(srv, s_devices, opts, usbip_netloop_port(s_loop));
     usbip_netloop_run(s_loop);
@@ -247,6 +287,8 @@ static int run(const options_t *opts)
 out:
     signal(SIGINT, SIG_DFL);
     signal(SIGTERM, SIG_DFL);
+    dashboard_stop(s_dashboard); /* after the loop: its workers wait on the loop */
+    s_dashboard = NULL;
     usbip_netloop_destroy(s_loop);
     s_loop = NULL;
     close_waker();

@@ -21,6 +21,8 @@ enum {
     OPT_CONTROL,
     OPT_LOG_LEVEL,
     OPT_NO_DEVICES,
+    OPT_HTTP,
+    OPT_HTTP_LISTEN,
 };
 
 static const struct option long_options[] = {
@@ -38,6 +40,8 @@ static const struct option long_options[] = {
     {"settings", required_argument, NULL, OPT_SETTINGS},
     {"control", required_argument, NULL, OPT_CONTROL},
     {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
+    {"http", required_argument, NULL, OPT_HTTP},
+    {"http-listen", required_argument, NULL, OPT_HTTP_LISTEN},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
@@ -82,6 +86,11 @@ void options_print_help(const char *prog)
         "      --allow LIST           allowlist: addresses and CIDR ranges, comma separated\n"
         "                             (e.g. 127.0.0.1,10.0.0.0/8,::1)\n"
         "      --settings FILE        persist settings in FILE (default: memory only)\n"
+        "\n"
+        "Dashboard (web page, JSON API, /metrics, WebSocket; docs/api.md):\n"
+        "      --http PORT            serve it on PORT (0: any free port); off by default\n"
+        "      --http-listen ADDR     IPv4 address for it (default: --listen, else 0.0.0.0)\n"
+        "  Changes need an admin password: the page asks to set one on first use.\n"
         "\n"
         "Operation:\n"
         "      --control PATH         listen for control commands on a Unix socket\n"
@@ -213,6 +222,14 @@ static options_result_t parse_one(int opt, const char *arg, options_t *opts)
     case OPT_ALLOW: opts->allow = arg; break;
     case OPT_SETTINGS: opts->settings_path = arg; break;
     case OPT_CONTROL: opts->control_path = arg; break;
+    case OPT_HTTP:
+        if (!parse_uint(arg, 65535, &value)) {
+            return bad_value("--http", arg, "a port number 0..65535 (0: any free port)");
+        }
+        opts->http = true;
+        opts->http_port = (uint16_t)value;
+        break;
+    case OPT_HTTP_LISTEN: opts->http_address = arg; break;
     case OPT_LOG_LEVEL: {
         int level = usbip_log_level_parse(arg);
         if (level < 0) {

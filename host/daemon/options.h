@@ -29,6 +29,9 @@ typedef struct {
     const char *allow;          /* comma list; NULL: keep the stored setting */
     const char *settings_path;  /* NULL: settings live in memory only */
     const char *control_path;   /* NULL: no control socket */
+    bool http;                  /* --http given: serve the dashboard */
+    uint16_t http_port;         /* 0: any free port (printed at start) */
+    const char *http_address;   /* NULL: the --listen address, else 0.0.0.0 */
     int log_level;              /* usbip_log_level_t */
 } options_t;
 

@@ -1,0 +1,179 @@
+// Bandwidth history: the last 300 one-second samples per device, in and out, drawn with uPlot.
+import uPlot from 'uplot';
+import { fmtRateAxis, fmtRate, fmtClock } from './format.js';
+
+const WINDOW = 300;
+// Y-axis steps in powers of two so labels read "256 KiB", "1 MiB", not "1.91 MiB".
+const INCRS = [];
+for (let k = 0; k < 4; k++) for (const m of [1, 2, 4, 8, 16, 32, 64, 128, 256, 512]) INCRS.push(m * 1024 ** k);
+const PALETTE = ['#2f6fdf', '#e8590c', '#2b8a3e', '#ae3ec9', '#0c8599', '#d6336c', '#5f3dc4', '#a61e4d'];
+
+export class BandwidthChart {
+  constructor(el, onCursor) {
+    this.el = el;
+    this.onCursor = onCursor;
+    this.t = [];              // sample times, server seconds (uptime), ascending, contiguous
+    this.dev = new Map();     // busid -> {in: [], out: []}, aligned with this.t
+    this.colors = new Map();  // busid -> color, stable for the page's life
+    this.offset = 0;          // wall-clock epoch seconds of server second 0
+    this.plot = null;
+    this.keys = '';
+    this.width = 0;
+    this.ro = new ResizeObserver(() => this.resize());
+    this.ro.observe(el);
+    const mq = window.matchMedia('(prefers-color-scheme: dark)');
+    const rebuild = () => { this.destroy(); this.render(); };
+    if (mq.addEventListener) mq.addEventListener('change', rebuild);
+  }
+
+  colorOf(busid) {
+    if (!this.colors.has(busid)) this.colors.set(busid, PALETTE[this.colors.size % PALETTE.length]);
+    return this.colors.get(busid);
+  }
+
+  // Server times are uptime seconds; a value that looks like a Unix time is taken as one.
+  setOffset(offset) { this.offset = offset; }
+  toEpoch(t) { return t > 1e9 ? t : t + this.offset; }
+
+  clear() {
+    this.t = [];
+    this.dev.clear();
+    this.render();
+  }
+
+  // GET /api/bandwidth: {devices: {busid: {in: [...], out: [...]}}}, oldest first, the last
+  // sample taken as second `lastT`.
+  seed(devices, lastT) {
+    const entries = Object.entries(devices || {});
+    const n = Math.min(WINDOW, Math.max(0, ...entries.map(([, v]) => Math.max((v.in || []).length, (v.out || []).length))));
+    this.t = [];
+    for (let i = n - 1; i >= 0; i--) this.t.push(lastT - i);
+    this.dev.clear();
+    for (const [busid, v] of entries) {
+      const pad = (a) => { a = (a || []).slice(-n); return [...new Array(n - a.length).fill(null), ...a]; };
+      this.dev.set(busid, { in: pad(v.in), out: pad(v.out) });
+      this.colorOf(busid);
+    }
+    this.render();
+  }
+
+  // One WebSocket sample: t and {busid: [in, out]}.
+  push(t, devices) {
+    if (!Number.isFinite(t)) return;
+    const last = this.t.length ? this.t[this.t.length - 1] : null;
+    let idx;
+    if (last === null || t > last) {
+      const gap = last === null ? 1 : Math.min(t - last, WINDOW);
+      for (let i = gap - 1; i >= 0; i--) {
+        this.t.push(t - i);
+        for (const s of this.dev.values()) { s.in.push(null); s.out.push(null); }
+      }
+      idx = this.t.length - 1;
+    } else {
+      idx = this.t.indexOf(t);
+      if (idx < 0) return; // older than what is kept
+    }
+    for (const [busid, pair] of Object.entries(devices || {})) {
+      if (!this.dev.has(busid)) {
+        this.dev.set(busid, { in: this.t.map(() => null), out: this.t.map(() => null) });
+        this.colorOf(busid);
+      }
+      const s = this.dev.get(busid);
+      s.in[idx] = Array.isArray(pair) ? pair[0] : null;
+      s.out[idx] = Array.isArray(pair) ? pair[1] : null;
+    }
+    this.trim();
+    this.render();
+  }
+
+  trim() {
+    const drop = this.t.length - WINDOW;
+    if (drop > 0) {
+      this.t.splice(0, drop);
+      for (const s of this.dev.values()) { s.in.splice(0, drop); s.out.splice(0, drop); }
+    }
+    for (const [busid, s] of this.dev) {
+      if (s.in.every((v) => v === null) && s.out.every((v) => v === null)) this.dev.delete(busid);
+    }
+  }
+
+  busids() { return [...this.dev.keys()].sort(); }
+
+  // Latest sample (or the one at index idx) per device: {when, rates: {busid: [in, out]}}.
+  sample(idx = null) {
+    if (!this.t.length) return { when: null, rates: {} };
+    const i = idx === null || idx === undefined ? this.t.length - 1 : idx;
+    const rates = {};
+    for (const [busid, s] of this.dev) rates[busid] = [s.in[i], s.out[i]];
+    return { when: this.toEpoch(this.t[i]), rates };
+  }
+
+  data() {
+    const ids = this.busids();
+    const xs = this.t.map((t) => this.toEpoch(t));
+    const d = [xs];
+    for (const id of ids) { d.push(this.dev.get(id).in); d.push(this.dev.get(id).out); }
+    return d;
+  }
+
+  size() {
+    const w = Math.max(200, Math.floor(this.el.clientWidth));
+    return { width: w, height: Math.round(Math.min(260, Math.max(170, w * 0.42))) };
+  }
+
+  render() {
+    const keys = this.busids().join(' ');
+    if (this.plot && keys !== this.keys) this.destroy();
+    if (!this.plot) {
+      if (!this.el.clientWidth) return; // not laid out yet; resize() builds it
+      this.keys = keys;
+      this.plot = new uPlot(this.options(this.busids()), this.data(), this.el);
+      this.width = this.el.clientWidth;
+      return;
+    }
+    this.plot.setData(this.data());
+  }
+
+  resize() {
+    const w = this.el.clientWidth;
+    if (!w || w === this.width) return;
+    if (!this.plot) { this.render(); return; }
+    this.width = w;
+    this.plot.setSize(this.size());
+  }
+
+  destroy() {
+    if (this.plot) this.plot.destroy();
+    this.plot = null;
+    this.keys = '';
+  }
+
+  options(ids) {
+    const css = getComputedStyle(document.documentElement);
+    const fg = css.getPropertyValue('--muted').trim() || '#666';
+    const grid = css.getPropertyValue('--grid').trim() || '#ddd';
+    const font = '11px system-ui, -apple-system, "Segoe UI", Roboto, sans-serif';
+    const axis = { stroke: fg, font, grid: { stroke: grid, width: 1 }, ticks: { stroke: grid, width: 1, size: 4 } };
+    const series = [{ value: (u, v) => (v == null ? '–' : fmtClock(v)) }];
+    for (const id of ids) {
+      const c = this.colorOf(id);
+      series.push({ label: `${id} in`, stroke: c, width: 1.5, fill: `${c}1f`, points: { show: false }, value: (u, v) => fmtRate(v) });
+      series.push({ label: `${id} out`, stroke: c, width: 1.25, dash: [5, 4], points: { show: false }, value: (u, v) => fmtRate(v) });
+    }
+    return {
+      ...this.size(),
+      legend: { show: false },
+      cursor: { drag: { x: false, y: false, setScale: false }, points: { size: 6 } },
+      scales: {
+        x: { time: true, range: (u, min, max) => (max == null ? [Date.now() / 1000 - WINDOW, Date.now() / 1000] : [max - WINDOW + 1, max]) },
+        y: { range: (u, min, max) => [0, max > 0 ? max * 1.12 : 1024] },
+      },
+      axes: [
+        { ...axis, space: 70 },
+        { ...axis, size: 62, incrs: INCRS, values: (u, splits) => splits.map(fmtRateAxis) },
+      ],
+      series,
+      hooks: { setCursor: [(u) => this.onCursor && this.onCursor(u.cursor.idx)] },
+    };
+  }
+}
