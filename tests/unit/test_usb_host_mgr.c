@@ -533,10 +533,36 @@ TEST(unplug_while_imported_ends_the_session_and_frees_everything)
     CHECK(listed(&l, "1-1.1"));
 }
 
-TEST(unplug_of_an_idle_device_closes_it_and_returns_the_pool)
+TEST(unplug_of_an_idle_device_closes_it)
 {
     usb_host_sim_unplug(F.zero_id);
     CHECK(wait_listed("1-1.1", false));
+    for (int i = 0; i < 250 && sim_stats().devices_present != 0; i++) {
+        test_sleep_ms(20);
+    }
+    CHECK_EQ_INT(sim_stats().devices_present, 0);
+    CHECK_EQ_INT(sim_stats().devices_open, 0);
+}
+
+TEST(power_cycle_takes_every_device_off_the_port)
+{
+    vdev_t *serial = make_vdev(VDEV_SERIAL, 0);
+    REQUIRE(serial);
+    usb_host_sim_plug(serial, F.hub_id, 4, USB_SPEED_HIGH);
+    CHECK(wait_listed("1-1.4", true));
+    usbip_client_t *c = import("1-1.4");
+    CHECK(c != NULL);
+    CHECK_EQ_INT(usb_host_mgr_power_cycle(), ESP_OK);
+    if (c) {
+        CHECK(usbip_client_wait_closed(c, 5000)); /* its session ends with the device */
+        usbip_client_close(c);
+    }
+    CHECK(wait_listed("1-1.4", false));
+    CHECK_EQ_INT(sim_stats().power_cycles, 1);
+}
+
+TEST(everything_is_returned_at_the_end)
+{
     for (int i = 0; i < 250 && sim_stats().devices_present != 0; i++) {
         test_sleep_ms(20);
     }
@@ -567,4 +593,6 @@ TEST_MAIN("usb_host_mgr", TEST_ENTRY(devices_get_bus_ids_from_their_port_path),
           TEST_ENTRY(clear_halt_after_a_stall_resets_pipe_and_device),
           TEST_ENTRY(unlink_of_one_urb_leaves_the_others_of_its_endpoint_queued),
           TEST_ENTRY(unplug_while_imported_ends_the_session_and_frees_everything),
-          TEST_ENTRY(unplug_of_an_idle_device_closes_it_and_returns_the_pool))
+          TEST_ENTRY(unplug_of_an_idle_device_closes_it),
+          TEST_ENTRY(power_cycle_takes_every_device_off_the_port),
+          TEST_ENTRY(everything_is_returned_at_the_end))

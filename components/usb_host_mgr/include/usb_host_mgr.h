@@ -52,6 +52,12 @@ void usb_host_mgr_process(void);
  * for devices of this backend; server task. */
 void usb_host_mgr_device_freed(void *ctx, usbip_device_t *dev);
 
+/* Power-cycle the root port (the dashboard's device reset): v5.5 has no
+ * per-device reset, so every device on the port, hubs included, leaves and
+ * enumerates again. Server task; returns at once, the work runs in the USB
+ * client task. ESP_ERR_INVALID_STATE before usb_host_mgr_start(). */
+esp_err_t usb_host_mgr_power_cycle(void);
+
 #ifdef __cplusplus
 }
 #endif

@@ -68,6 +68,7 @@ typedef enum {
     HM_CMD_SUBMIT,
     HM_CMD_CANCEL,
     HM_CMD_RELEASE,  /* the core no longer references the device */
+    HM_CMD_POWER_CYCLE, /* root port off and on again */
 } hm_cmd_kind_t;
 
 typedef struct {

@@ -339,3 +339,12 @@ void usb_host_mgr_device_freed(void *ctx, usbip_device_t *usbip)
      * now be registered (after this hook: the registry is mid-call). */
     g_hm.retry_awaiting = true;
 }
+
+esp_err_t usb_host_mgr_power_cycle(void)
+{
+    if (!g_hm.commands) {
+        return ESP_ERR_INVALID_STATE;
+    }
+    const hm_cmd_t cmd = {.kind = HM_CMD_POWER_CYCLE};
+    return hm_send_command(&cmd) ? ESP_OK : ESP_ERR_NO_MEM;
+}

@@ -31,6 +31,7 @@ static const char *TAG = "usb_client";
 #define CLIENT_TASK_PRIORITY 12
 #define CLIENT_TASK_STACK_BYTES 6144
 #define SETTLE_RETRY_MS 50
+#define POWER_OFF_MS 500 /* long enough for devices to see the disconnect */
 
 /* te_usb_status_t is passed across by value. */
 _Static_assert(TE_USB_COMPLETED == (int)USB_TRANSFER_STATUS_COMPLETED, "status");
@@ -571,6 +572,21 @@ static te_result_t attach(hm_device_t *dev)
     return te_device_attach(&dev->te);
 }
 
+/* Devices leave (DEV_GONE) while the port is off and enumerate again after. */
+static void power_cycle_root_port(void)
+{
+    esp_err_t err = usb_host_lib_set_root_port_power(false);
+    if (err == ESP_OK) {
+        vTaskDelay(pdMS_TO_TICKS(POWER_OFF_MS));
+        err = usb_host_lib_set_root_port_power(true);
+    }
+    if (err != ESP_OK) {
+        ESP_LOGE(TAG, "root port power cycle failed: %s", esp_err_to_name(err));
+    } else {
+        ESP_LOGI(TAG, "root port power-cycled");
+    }
+}
+
 static void run_command(const hm_cmd_t *cmd)
 {
     hm_device_t *dev = cmd->dev;
@@ -599,6 +615,9 @@ static void run_command(const hm_cmd_t *cmd)
     case HM_CMD_RELEASE:
         dev->release_requested = true;
         break; /* settled after the commands: dev may be freed there */
+    case HM_CMD_POWER_CYCLE:
+        power_cycle_root_port();
+        break;
     }
 }
 

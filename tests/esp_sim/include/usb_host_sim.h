@@ -52,6 +52,7 @@ typedef struct {
     int submits_to_halted_pipe; /* INVALID_STATE: pipe halted or device gone */
     int halts, flushes, clears;
     int channels_free;
+    int power_cycles;
 } usb_host_sim_stats_t;
 
 void usb_host_sim_stats(usb_host_sim_stats_t *out);

@@ -695,6 +695,24 @@ esp_err_t usb_host_lib_handle_events(TickType_t timeout, uint32_t *flags)
     return ESP_ERR_TIMEOUT;
 }
 
+/* Power off: every device (and hub) leaves; power on: nothing comes back in
+ * this simulation (its vdevs are gone), so tests count the departures. */
+esp_err_t usb_host_lib_set_root_port_power(bool enable)
+{
+    pthread_mutex_lock(&S.lock);
+    if (!enable) {
+        for (int i = 0; i < SIM_MAX_DEVICES; i++) {
+            if (S.devs[i].used && !S.devs[i].is_hub) {
+                S.devs[i].gone = true;
+            }
+        }
+        S.stats.power_cycles++;
+        pthread_cond_broadcast(&S.wake);
+    }
+    pthread_mutex_unlock(&S.lock);
+    return ESP_OK;
+}
+
 esp_err_t usb_host_client_register(const usb_host_client_config_t *cfg,
                                    usb_host_client_handle_t *out)
 {
