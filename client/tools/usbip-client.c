@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "usbip_client.h"
 
@@ -19,6 +20,8 @@ typedef struct {
     int timeout_ms;
     const char *command;
     const char *busid;
+    long endpoint;  /* read: bulk IN endpoint number */
+    long seconds;   /* read: how long */
 } options_t;
 
 static void print_usage(FILE *out)
@@ -35,11 +38,17 @@ static void print_usage(FILE *out)
             "  import BUSID   import the device BUSID, print its device record, then read\n"
             "                 its device descriptor with a control GET_DESCRIPTOR and print\n"
             "                 it; the device is released when the tool exits\n"
+            "  read BUSID     import BUSID and read its bulk IN endpoint (--endpoint, default\n"
+            "                 1) for --seconds (default 10) with 4 URBs of 16 KiB in flight,\n"
+            "                 printing the rate each second (a Gadget Zero source, a quick\n"
+            "                 throughput check)\n"
             "\n"
             "Options:\n"
             "  --host H       server name or IPv4/IPv6 address (default 127.0.0.1)\n"
             "  --port P       server TCP port (default %u)\n"
             "  --timeout MS   limit for connecting and for each reply, in ms (default %d)\n"
+            "  --endpoint N   read: the bulk IN endpoint number 1..15 (default 1)\n"
+            "  --seconds S    read: duration 1..3600 (default 10)\n"
             "  -h, --help     show this help\n"
             "\n"
             "Exit status: 0 on success, 1 if talking to the server failed (the message\n"
@@ -63,7 +72,8 @@ static bool parse_number(const char *text, long min, long max, long *out)
 static int parse_options(int argc, char **argv, options_t *opt)
 {
     *opt = (options_t){.host = "127.0.0.1", .port = USBIP_CLIENT_DEFAULT_PORT,
-                       .timeout_ms = USBIP_CLIENT_DEFAULT_TIMEOUT_MS};
+                       .timeout_ms = USBIP_CLIENT_DEFAULT_TIMEOUT_MS, .endpoint = 1,
+                       .seconds = 10};
     int i = 1;
     for (; i < argc && argv[i][0] == '-'; i++) {
         const char *arg = argv[i];
@@ -92,6 +102,16 @@ static int parse_options(int argc, char **argv, options_t *opt)
                 return EXIT_USAGE;
             }
             opt->timeout_ms = (int)value;
+        } else if (strcmp(arg, "--endpoint") == 0) {
+            if (!parse_number(val, 1, 15, &opt->endpoint)) {
+                fprintf(stderr, "usbip-client: --endpoint '%s' is not an endpoint 1..15\n", val);
+                return EXIT_USAGE;
+            }
+        } else if (strcmp(arg, "--seconds") == 0) {
+            if (!parse_number(val, 1, 3600, &opt->seconds)) {
+                fprintf(stderr, "usbip-client: --seconds '%s' is not a number 1..3600\n", val);
+                return EXIT_USAGE;
+            }
         } else {
             fprintf(stderr, "usbip-client: unknown option '%s' (see --help)\n", arg);
             return EXIT_USAGE;
@@ -102,9 +122,10 @@ static int parse_options(int argc, char **argv, options_t *opt)
         return EXIT_USAGE;
     }
     opt->command = argv[i++];
-    if (strcmp(opt->command, "import") == 0) {
+    if (strcmp(opt->command, "import") == 0 || strcmp(opt->command, "read") == 0) {
         if (i >= argc) {
-            fprintf(stderr, "usbip-client: import needs a BUSID, e.g. 'import 1-1'\n");
+            fprintf(stderr, "usbip-client: %s needs a BUSID, e.g. '%s 1-1'\n", opt->command,
+                    opt->command);
             return EXIT_USAGE;
         }
         opt->busid = argv[i++];
@@ -247,6 +268,65 @@ static int run_import(usbip_client_t *c, const char *busid)
     return EXIT_SUCCESS;
 }
 
+static uint64_t monotonic_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* Keep READ_URBS bulk IN URBs in flight until the time is up. */
+static int run_read(usbip_client_t *c, const options_t *opt)
+{
+    enum { READ_URBS = 4, READ_SIZE = 16384 };
+    usbip_err_t err = usbip_client_import(c, opt->busid, NULL, NULL);
+    if (err != USBIP_OK) {
+        return report_failure(c, "IMPORT", err);
+    }
+    static uint8_t buffers[READ_URBS][READ_SIZE];
+    usbip_client_urb_t urbs[READ_URBS];
+    for (int i = 0; i < READ_URBS; i++) {
+        urbs[i] = (usbip_client_urb_t){.ep = (uint8_t)opt->endpoint, .dir_in = true,
+                                       .buffer = buffers[i], .length = READ_SIZE};
+        if ((err = usbip_client_submit(c, &urbs[i])) != USBIP_OK) {
+            return report_failure(c, "CMD_SUBMIT", err);
+        }
+    }
+    const uint64_t start = monotonic_ms(), end = start + (uint64_t)opt->seconds * 1000u;
+    uint64_t total = 0, second_bytes = 0, next_report = start + 1000;
+    for (;;) {
+        usbip_client_urb_t *done = NULL;
+        if ((err = usbip_client_wait(c, &done, NULL, NULL)) != USBIP_OK || !done) {
+            return report_failure(c, "waiting for RET_SUBMIT", err);
+        }
+        if (done->status != 0) {
+            fprintf(stderr, "usbip-client: bulk IN ep %ld failed: URB status %" PRId32 "\n",
+                    opt->endpoint, done->status);
+            return EXIT_FAILURE;
+        }
+        total += done->actual_length;
+        second_bytes += done->actual_length;
+        const uint64_t now = monotonic_ms();
+        if (now >= next_report) {
+            printf("%6.1f s  %8.2f MB/s\n", (double)(now - start) / 1000.0,
+                   (double)second_bytes / 1e6 / ((double)(now - next_report + 1000) / 1000.0));
+            fflush(stdout);
+            second_bytes = 0;
+            next_report = now + 1000;
+        }
+        if (now >= end) {
+            break;
+        }
+        if ((err = usbip_client_submit(c, done)) != USBIP_OK) {
+            return report_failure(c, "CMD_SUBMIT", err);
+        }
+    }
+    const double secs = (double)(monotonic_ms() - start) / 1000.0;
+    printf("read %" PRIu64 " bytes in %.1f s: %.2f MB/s\n", total, secs,
+           (double)total / 1e6 / secs);
+    return EXIT_SUCCESS;
+}
+
 int main(int argc, char **argv)
 {
     options_t opt;
@@ -261,7 +341,13 @@ int main(int argc, char **argv)
         return report_failure(NULL, "connect", err);
     }
     usbip_client_set_timeout(c, opt.timeout_ms);
-    exit_status = strcmp(opt.command, "list") == 0 ? run_list(c) : run_import(c, opt.busid);
+    if (strcmp(opt.command, "list") == 0) {
+        exit_status = run_list(c);
+    } else if (strcmp(opt.command, "read") == 0) {
+        exit_status = run_read(c, &opt);
+    } else {
+        exit_status = run_import(c, opt.busid);
+    }
     usbip_client_close(c);
     return exit_status;
 }
