@@ -1,16 +1,22 @@
 #!/usr/bin/env bash
 # Run every test: builds the host programs with clang under AddressSanitizer
 # and UndefinedBehaviorSanitizer, then runs the unit, fuzz, integration,
-# interop and VM (Linux kernel client under qemu) tests through ctest.
+# interop, VM (Linux kernel client under qemu) and web (the dashboard in
+# headless Chromium) tests through ctest.
 # Installs missing Debian packages when root.
 #   tools/test.sh            all tests
-#   tools/test.sh -L unit    only one label (unit, fuzz, integration, interop, vm)
+#   tools/test.sh -L unit    only one label (unit, fuzz, integration, interop, vm, web)
 #   USBIP_VM_TESTS=OFF tools/test.sh   everything but the VM tests
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source tools/deps.sh
 ensure_packages "the build" "${BUILD_PACKAGES[@]}"
 ensure_packages "the tests" "${TEST_PACKAGES[@]}"
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+    ensure_packages "the dashboard page" nodejs npm
+fi
+echo "== dashboard page (web/: npm ci + bundle)"
+tools/build-web.sh
 
 build=build/test
 jobs=$(nproc 2>/dev/null || echo 2)

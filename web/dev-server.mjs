@@ -127,6 +127,7 @@ let sessions;        // token -> {csrf, last, created}
 let loginFails;
 let loginLockUntil;
 let version = 0;     // bumped on every change; WebSocket frames are sent when it moved
+let sampleSerial = 0; // numbers the bandwidth samples, like the C server's "t"
 let reconnectAt = null;
 
 const uptime = () => now() - bootAt;
@@ -171,9 +172,9 @@ function connectClient(address, busid, at) {
     importedAt: null, urbs: 0, bytes_in: 0, bytes_out: 0, errors: 0,
   };
   clients.push(c);
-  addEvent('connect', `client connected from ${address}`, null, address, at);
+  addEvent('client_connect', `client connected from ${address}`, null, address, at);
   if (!dev || !dev.exported || dev.state !== 'available') {
-    addEvent('import_refused', `import of ${busid} refused: ${!dev ? 'no such device' : !dev.exported ? 'not exported' : 'busy'}`, busid, address, at);
+    addEvent('client_refused', `import of ${busid} refused: ${!dev ? 'no such device' : !dev.exported ? 'not exported' : 'busy'}`, busid, address, at);
     dropClient(c, 'closed after a refused import', at);
     return null;
   }
@@ -195,7 +196,7 @@ function dropClient(c, why, at = uptime()) {
       addEvent('release', `released ${dev.vid}:${dev.pid}`, dev.busid, c.address, at);
     }
   }
-  addEvent('disconnect', `client ${c.address} disconnected: ${why}`, null, c.address, at);
+  addEvent('client_disconnect', `client ${c.address} disconnected: ${why}`, null, c.address, at);
   version++;
 }
 
@@ -213,6 +214,7 @@ function simRate(c, t) {
 function sampleSecond(t) {
   // One bandwidth sample per device for the second ending at uptime t.
   bw.t.push(t);
+  sampleSerial++;
   for (const d of devices) {
     if (!bw.dev[d.busid]) bw.dev[d.busid] = { in: bw.t.slice(0, -1).map(() => 0), out: bw.t.slice(0, -1).map(() => 0) };
     let rin = 0, rout = 0;
@@ -243,18 +245,18 @@ function randomEvent(t) {
   const peer = PEERS[1 + Math.floor(Math.random() * (PEERS.length - 1))];
   const inUse = devices.find((d) => d.state === 'in_use');
   if (roll < 0.45) {
-    addEvent('devlist', `device list sent to ${peer} (${devices.filter((d) => d.exported).length} devices)`, null, peer, t);
+    addEvent('info', `device list sent to ${peer} (${devices.filter((d) => d.exported).length} devices)`, null, peer, t);
   } else if (roll < 0.65 && inUse) {
     inUse.stats.errors++;
     const c = clients.find((x) => x.id === inUse.client.id);
     if (c) c.errors++;
-    addEvent('urb_error', 'URB on endpoint 0x81 failed: stall (-EPIPE)', inUse.busid, inUse.client.address, t);
+    addEvent('error', 'URB on endpoint 0x81 failed: stall (-EPIPE)', inUse.busid, inUse.client.address, t);
   } else if (roll < 0.8 && inUse) {
-    addEvent('unlink', 'URB unlinked by the client', inUse.busid, inUse.client.address, t);
+    addEvent('info', 'URB unlinked by the client', inUse.busid, inUse.client.address, t);
   } else if (roll < 0.9) {
-    addEvent('access_denied', `connection from 10.9.8.7 refused by the allowlist`, null, '10.9.8.7', t);
+    addEvent('client_refused', `connection from 10.9.8.7 refused by the allowlist`, null, '10.9.8.7', t);
   } else {
-    addEvent('syslog', `syslog target ${settings.syslog.target || '(none)'} reachable`, null, null, t);
+    addEvent('info', `syslog target ${settings.syslog.target || '(none)'} reachable`, null, null, t);
   }
 }
 
@@ -272,15 +274,16 @@ function boot({ factory = false, startUptime = 3725 } = {}) {
   loginFails = 0;
   loginLockUntil = 0;
   bw = { t: [], dev: {} };
+  sampleSerial = 0;
   reconnectAt = null;
 
   // History: boot, devices attached, some traffic, one client importing 1-1.3 for a while.
   const up = uptime();
-  addEvent('boot', `usbip-server 0.4.0 started (${opt.platform})`, null, null, 0.4);
-  if (FIRMWARE) addEvent('link', 'link up, 100 Mb/s full duplex, DHCP 192.168.1.57', null, null, 2.1);
-  addEvent('attach', 'hub 05e3:0610 at 1-1 (4 ports), not exportable', '1-1', null, 3.0);
-  addEvent('attach', 'device 0403:6001 FTDI FT232R USB UART', '1-1.1', null, 3.4);
-  addEvent('attach', 'device 0525:a4a0 Linux Foundation Gadget Zero', '1-1.3', null, 3.6);
+  addEvent('info', `usbip-server 0.4.0 started (${opt.platform})`, null, null, 0.4);
+  if (FIRMWARE) addEvent('info', 'link up, 100 Mb/s full duplex, DHCP 192.168.1.57', null, null, 2.1);
+  addEvent('device_added', 'hub 05e3:0610 at 1-1 (4 ports), not exportable', '1-1', null, 3.0);
+  addEvent('device_added', 'device 0403:6001 FTDI FT232R USB UART', '1-1.1', null, 3.4);
+  addEvent('device_added', 'device 0525:a4a0 Linux Foundation Gadget Zero', '1-1.3', null, 3.6);
   nextClientId = 3;
   const start = Math.max(5, up - 900);
   for (let t = Math.floor(start - 30); t < start; t += 11) randomEvent(Math.max(4, t));
@@ -498,14 +501,14 @@ route('POST', /^\/api\/login$/, ({ body, res, req }) => {
   if (!checkPassword(body.password, adminPw)) {
     loginFails++;
     loginLockUntil = now() + Math.min(60, 2 ** (loginFails - 1));
-    addEvent('login_failed', 'dashboard login failed', null, req.socket.remoteAddress);
+    addEvent('error', 'dashboard login failed', null, req.socket.remoteAddress);
     throw new HttpError(401, 'wrong password', 'password');
   }
   loginFails = 0;
   loginLockUntil = 0;
   const s = newSession();
   res.setHeader('Set-Cookie', `usbip_session=${s.token}; Path=/; HttpOnly; SameSite=Strict`);
-  addEvent('login', 'dashboard login', null, req.socket.remoteAddress);
+  addEvent('info', 'dashboard login', null, req.socket.remoteAddress);
   return { csrf: s.csrf };
 });
 route('POST', /^\/api\/logout$/, ({ req, res }) => {
@@ -527,7 +530,7 @@ route('POST', /^\/api\/password$/, ({ req, body }) => {
   if (n < 8 || n > 64) throw new HttpError(400, 'the password needs 8 to 64 characters', 'new');
   adminPw = hashPassword(body.new);
   for (const k of [...sessions.keys()]) if (!keep || k !== keep.token) sessions.delete(k);
-  addEvent('password', keep ? 'admin password changed' : 'admin password set', null, req.socket.remoteAddress);
+  addEvent('settings', keep ? 'admin password changed' : 'admin password set', null, req.socket.remoteAddress);
   return { ok: true };
 });
 route('PUT', /^\/api\/settings$/, ({ req, body }) => {
@@ -559,7 +562,7 @@ route('POST', /^\/api\/devices\/([^/]+)\/export$/, ({ req, body, m }) => {
   if (!body || typeof body.exported !== 'boolean') throw new HttpError(400, 'exported must be true or false', 'exported');
   if (d.exported !== body.exported) {
     d.exported = body.exported;
-    addEvent('export', d.exported ? `${busid} exported again` : `${busid} hidden from DEVLIST`, busid, req.socket.remoteAddress);
+    addEvent('settings', d.exported ? `${busid} exported again` : `${busid} hidden from DEVLIST`, busid, req.socket.remoteAddress);
   }
   return { ok: true };
 });
@@ -568,7 +571,7 @@ route('POST', /^\/api\/devices\/([^/]+)\/reset$/, ({ req, m }) => {
   const busid = decodeURIComponent(m[1]);
   const d = devices.find((x) => x.busid === busid);
   if (!d) throw new HttpError(404, `no device ${busid}`, 'busid');
-  addEvent('reset', FIRMWARE ? `port of ${busid} power-cycled` : `${busid} reset`, busid, req.socket.remoteAddress);
+  addEvent('info', FIRMWARE ? `port of ${busid} power-cycled` : `${busid} reset`, busid, req.socket.remoteAddress);
   return { ok: true };
 });
 route('POST', /^\/api\/system\/reboot$/, ({ req }) => {
@@ -611,7 +614,13 @@ function servePage(req, res) {
   const gz = path.join(DIST, 'index.html.gz');
   const raw = path.join(DIST, 'index.html');
   const acceptsGzip = /\bgzip\b/.test(req.headers['accept-encoding'] || '');
-  const headers = { 'Content-Type': 'text/html; charset=utf-8', 'Cache-Control': 'no-cache' };
+  const headers = {
+    'Content-Type': 'text/html; charset=utf-8', 'Cache-Control': 'no-cache',
+    'X-Content-Type-Options': 'nosniff', 'X-Frame-Options': 'DENY',
+    // The same policy as the C server's, so that a page breaking it fails here too.
+    'Content-Security-Policy': "default-src 'self'; script-src 'self' 'unsafe-inline'; "
+      + "style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'",
+  };
   try {
     if (acceptsGzip && fs.existsSync(gz)) {
       const body = fs.readFileSync(gz);
@@ -736,13 +745,10 @@ function wsSend(ws, first) {
   const fresh = first ? events.slice(-50) : events.filter((e) => e.id > ws.lastEvent);
   frame.events = fresh;
   if (events.length) ws.lastEvent = events[events.length - 1].id;
-  const lastT = bw.t.length ? bw.t[bw.t.length - 1] : null;
-  if (lastT !== null && lastT !== ws.lastBwT) {
-    const devs = {};
-    for (const [k, v] of Object.entries(bw.dev)) devs[k] = [v.in[v.in.length - 1], v.out[v.out.length - 1]];
-    frame.bandwidth = { t: lastT, devices: devs };
-    ws.lastBwT = lastT;
-  }
+  // Like the C server: every frame carries the newest sample, t numbering the samples.
+  const devs = {};
+  for (const [k, v] of Object.entries(bw.dev)) if (v.in.length) devs[k] = [v.in[v.in.length - 1], v.out[v.out.length - 1]];
+  frame.bandwidth = { t: sampleSerial, devices: devs };
   ws.version = version;
   ws.socket.write(wsFrame(0x1, Buffer.from(JSON.stringify(frame))));
 }
@@ -759,7 +765,7 @@ server.on('upgrade', (req, socket) => {
   socket.write('HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n'
     + `Sec-WebSocket-Accept: ${accept}\r\n\r\n`);
   socket.setNoDelay(true);
-  const ws = { socket, buf: Buffer.alloc(0), lastEvent: 0, lastBwT: null, version: -1 };
+  const ws = { socket, buf: Buffer.alloc(0), lastEvent: 0, version: -1 };
   wsClients.add(ws);
   log('WS /ws open');
   socket.on('data', (c) => wsOnData(ws, c));

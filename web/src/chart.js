@@ -12,14 +12,16 @@ export class BandwidthChart {
   constructor(el, onCursor) {
     this.el = el;
     this.onCursor = onCursor;
-    this.t = [];              // sample times, server seconds (uptime), ascending, contiguous
-    this.dev = new Map();     // busid -> {in: [], out: []}, aligned with this.t
+    this.x = [];              // sample times, epoch seconds, ascending, one per second
+    this.dev = new Map();     // busid -> {in: [], out: []}, aligned with this.x
     this.colors = new Map();  // busid -> color, stable for the page's life
-    this.offset = 0;          // wall-clock epoch seconds of server second 0
+    this.serial = null;       // the server's "t" of the newest pushed sample
+    this.lastAt = 0;          // when (epoch s) the newest sample arrived
     this.plot = null;
     this.keys = '';
     this.width = 0;
-    this.ro = new ResizeObserver(() => this.resize());
+    // Deferred: building or resizing the plot changes the observed box within the callback.
+    this.ro = new ResizeObserver(() => requestAnimationFrame(() => this.resize()));
     this.ro.observe(el);
     const mq = window.matchMedia('(prefers-color-scheme: dark)');
     const rebuild = () => { this.destroy(); this.render(); };
@@ -31,65 +33,74 @@ export class BandwidthChart {
     return this.colors.get(busid);
   }
 
-  // Server times are uptime seconds; a value that looks like a Unix time is taken as one.
-  setOffset(offset) { this.offset = offset; }
-  toEpoch(t) { return t > 1e9 ? t : t + this.offset; }
-
   clear() {
-    this.t = [];
+    this.x = [];
     this.dev.clear();
+    this.serial = null;
     this.render();
   }
 
-  // GET /api/bandwidth: {devices: {busid: {in: [...], out: [...]}}}, oldest first, the last
-  // sample taken as second `lastT`.
-  seed(devices, lastT) {
+  // GET /api/bandwidth: {busid: {in: [...], out: [...]}}, oldest first; the newest sample
+  // is taken as the second that just ended (the reply carries no time).
+  seed(devices, nowS) {
     const entries = Object.entries(devices || {});
     const n = Math.min(WINDOW, Math.max(0, ...entries.map(([, v]) => Math.max((v.in || []).length, (v.out || []).length))));
-    this.t = [];
-    for (let i = n - 1; i >= 0; i--) this.t.push(lastT - i);
+    const lastX = Math.round(nowS);
+    this.x = [];
+    for (let i = n - 1; i >= 0; i--) this.x.push(lastX - i);
     this.dev.clear();
     for (const [busid, v] of entries) {
       const pad = (a) => { a = (a || []).slice(-n); return [...new Array(n - a.length).fill(null), ...a]; };
       this.dev.set(busid, { in: pad(v.in), out: pad(v.out) });
       this.colorOf(busid);
     }
+    this.serial = null;
+    this.lastAt = nowS;
     this.render();
   }
 
-  // One WebSocket sample: t and {busid: [in, out]}.
-  push(t, devices) {
+  // One WebSocket sample {busid: [in, out]} numbered t by the server. Only differences of
+  // t are used (t - previous t = seconds between the samples); the same t again replaces
+  // the sample. Without a previous t (first frame, after a seed, after a server restart)
+  // the arrival time places it.
+  push(t, devices, nowS) {
     if (!Number.isFinite(t)) return;
-    const last = this.t.length ? this.t[this.t.length - 1] : null;
-    let idx;
-    if (last === null || t > last) {
-      const gap = last === null ? 1 : Math.min(t - last, WINDOW);
-      for (let i = gap - 1; i >= 0; i--) {
-        this.t.push(t - i);
+    let step;
+    if (this.serial !== null && t >= this.serial && t - this.serial <= WINDOW) step = t - this.serial;
+    else step = Math.max(0, Math.round(nowS - this.lastAt));
+    if (!this.x.length) {
+      this.x.push(Math.round(nowS));
+      for (const s of this.dev.values()) { s.in.push(null); s.out.push(null); }
+    } else if (step > WINDOW) {
+      this.x = [Math.round(nowS)];
+      this.dev.clear();
+    } else {
+      const lastX = this.x[this.x.length - 1];
+      for (let i = 1; i <= step; i++) {
+        this.x.push(lastX + i);
         for (const s of this.dev.values()) { s.in.push(null); s.out.push(null); }
       }
-      idx = this.t.length - 1;
-    } else {
-      idx = this.t.indexOf(t);
-      if (idx < 0) return; // older than what is kept
     }
+    const idx = this.x.length - 1;
     for (const [busid, pair] of Object.entries(devices || {})) {
       if (!this.dev.has(busid)) {
-        this.dev.set(busid, { in: this.t.map(() => null), out: this.t.map(() => null) });
+        this.dev.set(busid, { in: this.x.map(() => null), out: this.x.map(() => null) });
         this.colorOf(busid);
       }
       const s = this.dev.get(busid);
       s.in[idx] = Array.isArray(pair) ? pair[0] : null;
       s.out[idx] = Array.isArray(pair) ? pair[1] : null;
     }
+    this.serial = t;
+    this.lastAt = nowS;
     this.trim();
     this.render();
   }
 
   trim() {
-    const drop = this.t.length - WINDOW;
+    const drop = this.x.length - WINDOW;
     if (drop > 0) {
-      this.t.splice(0, drop);
+      this.x.splice(0, drop);
       for (const s of this.dev.values()) { s.in.splice(0, drop); s.out.splice(0, drop); }
     }
     for (const [busid, s] of this.dev) {
@@ -101,17 +112,16 @@ export class BandwidthChart {
 
   // Latest sample (or the one at index idx) per device: {when, rates: {busid: [in, out]}}.
   sample(idx = null) {
-    if (!this.t.length) return { when: null, rates: {} };
-    const i = idx === null || idx === undefined ? this.t.length - 1 : idx;
+    if (!this.x.length) return { when: null, rates: {} };
+    const i = idx === null || idx === undefined ? this.x.length - 1 : idx;
     const rates = {};
     for (const [busid, s] of this.dev) rates[busid] = [s.in[i], s.out[i]];
-    return { when: this.toEpoch(this.t[i]), rates };
+    return { when: this.x[i], rates };
   }
 
   data() {
     const ids = this.busids();
-    const xs = this.t.map((t) => this.toEpoch(t));
-    const d = [xs];
+    const d = [this.x.slice()];
     for (const id of ids) { d.push(this.dev.get(id).in); d.push(this.dev.get(id).out); }
     return d;
   }

@@ -42,8 +42,8 @@ export function fmtClock(epochS) {
   return `${p2(d.getHours())}:${p2(d.getMinutes())}:${p2(d.getSeconds())}`;
 }
 
-const SPEEDS = { low: '1.5 Mb/s', full: '12 Mb/s', high: '480 Mb/s', super: '5 Gb/s', super_plus: '10 Gb/s' };
-export const fmtSpeed = (s) => (SPEEDS[s] ? `${s} speed · ${SPEEDS[s]}` : s ? `${s} speed` : 'speed unknown');
+const SPEEDS = { low: '1.5 Mb/s', full: '12 Mb/s', high: '480 Mb/s', super: '5 Gb/s', 'super-plus': '10 Gb/s', super_plus: '10 Gb/s' };
+export const fmtSpeed = (s) => (SPEEDS[s] ? `${s} speed · ${SPEEDS[s]}` : s && s !== 'unknown' ? `${s} speed` : 'speed unknown');
 
 const CLASSES = {
   '01': 'audio', '02': 'CDC', '03': 'HID', '05': 'physical', '06': 'image', '07': 'printer',
