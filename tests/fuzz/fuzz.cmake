@@ -47,4 +47,13 @@ if(USBIP_FUZZ)
                 ${_usbip_core}/device_registry/src/device_registry.c
         LIBS usbip_session)
     target_include_directories(fuzz_session PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/unit)
+
+    usbip_add_fuzzer(fuzz_webui
+        SOURCES ${_fuzz_dir}/fuzz_webui.c
+                ${_usbip_core}/webui/src/webui.c ${_usbip_core}/webui/src/webui_auth.c
+                ${_usbip_core}/webui/src/webui_views.c ${_usbip_core}/webui/src/webui_settings.c
+                ${_usbip_core}/json_text/src/json_read.c
+                ${_usbip_core}/json_text/src/json_write.c
+        LIBS webui json_text usbip_server)
+    target_include_directories(fuzz_webui PRIVATE ${_usbip_core}/webui/src)
 endif()
