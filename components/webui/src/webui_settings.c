@@ -77,8 +77,12 @@ static bool edit_hostname(edit_t *e)
     if (name[0] && usbip_hostname_check(name, &reason) != USBIP_OK) {
         return bad(e, "hostname", reason ? reason : "invalid hostname", name);
     }
+    const size_t len = strlen(name);
+    if (len >= sizeof e->s->hostname) {
+        return bad(e, "hostname", "longer than 32 characters", name);
+    }
     if (strcmp(name, e->s->hostname) != 0) {
-        snprintf(e->s->hostname, sizeof e->s->hostname, "%s", name);
+        memcpy(e->s->hostname, name, len + 1);
         e->reboot_needed = true;
     }
     return true;
@@ -237,7 +241,7 @@ static bool edit_syslog(edit_t *e)
         return bad(e, "syslog.target", "too long", target);
     }
     if (strcmp(target, e->s->syslog_target) != 0) {
-        snprintf(e->s->syslog_target, sizeof e->s->syslog_target, "%s", target);
+        memcpy(e->s->syslog_target, target, strlen(target) + 1); /* length checked above */
         e->reboot_needed = true;
     }
     return true;
