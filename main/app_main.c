@@ -8,11 +8,13 @@
  *  5. network: Ethernet, DHCP or static IPv4, hostname, mDNS;
  *  6. USB host (devices appear in the server from the server task);
  *  7. remote syslog;
- *  8. the server task on core 1, which from then on owns the core.
+ *  8. the dashboard's HTTP server (its engine is created by the server task);
+ *  9. the server task on core 1, which from then on owns the core.
  *
- * A failure in 1-5 or 8 leaves no useful server: it is logged and the chip
+ * A failure in 1-5 or 9 leaves no useful server: it is logged and the chip
  * restarts after a pause (so a boot loop stays readable on the console).
- * USB host and syslog failures are logged and the server runs without them.
+ * USB host, syslog and dashboard failures are logged and the server runs
+ * without them.
  */
 #include <stdio.h>
 #include <string.h>
@@ -30,11 +32,11 @@
 #include "usb_host_mgr.h"
 #include "usbip_netloop.h"
 #include "usbip_server.h"
+#include "web_dashboard.h"
 
 static const char *TAG = "app_main";
 
 #define BOARD_NAME "ESP32-P4-Nano"
-#define DASHBOARD_HTTP_PORT 80 /* advertised now; the dashboard comes later */
 #define SYSLOG_LISTEN_PORT 1514
 #define RESTART_DELAY_MS 5000
 
@@ -136,7 +138,7 @@ static esp_err_t start_network(const usbip_settings_t *settings)
         .hostname = s_hostname,
         .net = &settings->net,
         .usbip_port = CONFIG_USBIP_TCP_PORT,
-        .http_port = DASHBOARD_HTTP_PORT,
+        .http_port = CONFIG_USBIP_DASHBOARD_PORT,
         .board = BOARD_NAME,
         .wake = usbip_netloop_wake,
         .wake_ctx = &s_waker,
@@ -177,6 +179,29 @@ static void start_remote_syslog(usbip_server_t *server, const usbip_settings_t *
     }
 }
 
+static void start_dashboard(usbip_server_t *server)
+{
+    const web_dashboard_config_t cfg = {
+        .server = server,
+        .port = CONFIG_USBIP_DASHBOARD_PORT,
+        .usbip_port = CONFIG_USBIP_TCP_PORT,
+        .hostname = s_hostname,
+        .pbkdf2_iterations = CONFIG_USBIP_DASHBOARD_PBKDF2_ITERATIONS,
+        .wake = usbip_netloop_wake,
+        .wake_ctx = &s_waker,
+    };
+    esp_err_t err = web_dashboard_start(&cfg);
+    if (err != ESP_OK) {
+        ESP_LOGE(TAG, "web_dashboard_start: %s: no dashboard", esp_err_to_name(err));
+        return;
+    }
+    if (CONFIG_USBIP_DASHBOARD_PORT == 80) {
+        ESP_LOGI(TAG, "dashboard: http://%s.local/", s_hostname);
+    } else {
+        ESP_LOGI(TAG, "dashboard: http://%s.local:%d/", s_hostname, CONFIG_USBIP_DASHBOARD_PORT);
+    }
+}
+
 void app_main(void)
 {
     core_port_install();
@@ -195,6 +220,7 @@ void app_main(void)
     }
     start_usb_host(server);
     start_remote_syslog(server, settings);
+    start_dashboard(server);
     if (server_task_start(server, &s_waker, CONFIG_USBIP_TCP_PORT) != ESP_OK) {
         restart_after("starting the server task");
     }

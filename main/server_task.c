@@ -10,6 +10,7 @@
 #include "network_mgr.h"
 #include "remote_syslog.h"
 #include "usb_host_mgr.h"
+#include "web_dashboard.h"
 
 static const char *TAG = "server_task";
 
@@ -36,15 +37,24 @@ static size_t device_count(usbip_server_t *server)
 }
 
 /* The loop's device hook: everything other tasks handed over since the last
- * iteration, run here because only this task may touch the core. */
+ * iteration, run here because only this task may touch the core. The
+ * dashboard comes last, so its replies and pushes see the rest applied. */
 static void poll_devices(void *ctx, uint64_t now_ms)
 {
-    (void)now_ms;
     usbip_server_t *server = ctx;
     usb_host_mgr_process();
     remote_syslog_process();
     network_mgr_process(usbip_server_events(server));
     network_mgr_set_device_count(device_count(server));
+    web_dashboard_process(now_ms);
+}
+
+/* The loop's timer hook: the dashboard's 1 s bandwidth samples and 500 ms
+ * pushes must happen when no socket, USB event or request wakes the loop. */
+static int next_timeout_ms(void *ctx, uint64_t now_ms)
+{
+    (void)ctx;
+    return web_dashboard_next_timeout_ms(now_ms);
 }
 
 static void server_task(void *arg)
@@ -66,6 +76,7 @@ esp_err_t server_task_start(usbip_server_t *server, usbip_netloop_waker_t *waker
     cfg.waker = waker;
     cfg.port = port;
     cfg.poll_devices = poll_devices;
+    cfg.next_timeout_ms = next_timeout_ms;
     cfg.device_ctx = server;
     /* USB completions wake the loop; this bounds how long mDNS and the event
      * log may lag when nothing else happens. */

@@ -3,7 +3,8 @@
  * network loop (usbip_netloop) on core 1 and, every iteration, the work
  * other tasks queued for it: USB completions and device arrivals/departures
  * (usb_host_mgr_process), captured warnings (remote_syslog_process) and
- * network events (network_mgr_process), then keeps the mDNS device count.
+ * network events (network_mgr_process), then keeps the mDNS device count and
+ * runs the dashboard (web_dashboard_process: API requests, WebSocket pushes).
  */
 #pragma once
 

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "access_control.h"
 #include "usbip_log.h"
 
 enum {
@@ -229,7 +230,14 @@ static options_result_t parse_one(int opt, const char *arg, options_t *opts)
         opts->http = true;
         opts->http_port = (uint16_t)value;
         break;
-    case OPT_HTTP_LISTEN: opts->http_address = arg; break;
+    case OPT_HTTP_LISTEN: {
+        usbip_ip_addr_t addr;
+        if (usbip_ip_addr_parse(arg, &addr) != USBIP_OK || addr.family != 4) {
+            return bad_value("--http-listen", arg, "a numeric IPv4 address such as 127.0.0.1");
+        }
+        opts->http_address = arg;
+        break;
+    }
     case OPT_LOG_LEVEL: {
         int level = usbip_log_level_parse(arg);
         if (level < 0) {

@@ -42,6 +42,9 @@ static void help_and_invalid_flags(daemon_t *d)
     EXPECT_EXIT(0, "ctl --control PATH", "-h");
     EXPECT_EXIT(2, "invalid value \"70000\" for --port", "--port", "70000");
     EXPECT_EXIT(2, "invalid value \"x\" for --port", "--port", "x");
+    EXPECT_EXIT(2, "invalid value \"70000\" for --http", "--http", "70000");
+    EXPECT_EXIT(2, "invalid value \"999.0.0.1\" for --http-listen", "--http-listen",
+                "999.0.0.1");
     EXPECT_EXIT(2, "for --max-urbs", "--max-urbs", "0");
     EXPECT_EXIT(2, "for --max-urb-size", "--max-urb-size", "3G");
     EXPECT_EXIT(2, "for --max-bytes-in-flight", "--max-bytes-in-flight", "12Q");
@@ -59,6 +62,8 @@ static void startup_failures(daemon_t *d)
     snprintf(port, sizeof port, "%u", d->port);
     /* The runner's daemon holds this port. */
     EXPECT_EXIT(1, "Address already in use", "--listen", "127.0.0.1", "--port", port);
+    EXPECT_EXIT(1, "cannot serve the dashboard on 127.0.0.1 port", "--listen", "127.0.0.1",
+                "--port", "0", "--http", port);
     EXPECT_EXIT(1, "cannot resolve listen address \"999.1.1.1\"", "--listen", "999.1.1.1",
                 "--port", "0");
     EXPECT_EXIT(1, "unknown kind \"mouse\"", "--listen", "127.0.0.1", "--port", "0", "--device",

@@ -251,6 +251,8 @@ function renderStatus() {
     el.dataset.up = link.up ? 'yes' : 'no';
   }
   setText($('f-memory'), fmtMemory(st.memory));
+  // An empty hostname setting leaves the name the server has: show that one.
+  if ($('s-hostname').placeholder !== host) $('s-hostname').placeholder = host;
   const n = (v, one, many) => (Number.isFinite(v) ? `${v} ${v === 1 ? one : many}` : null);
   setText($('f-usbip'), [st.usbip_port ? `port ${st.usbip_port}` : null, n(st.devices, 'device', 'devices'),
     n(st.clients, 'client', 'clients')].filter(Boolean).join(' · ') || '–');
@@ -464,6 +466,7 @@ function renderRates() {
       };
       r.vals = h('span', { class: 'rate-vals', 'data-testid': `rate-${id}` },
         h('span', { class: 'dir' }, 'in '), r.rin, h('span', { class: 'dir' }, ' out '), r.rout);
+      r.sw.title = 'solid: in (device to client), dashed: out';
       li = h('li', { 'data-busid': id }, r.sw,
         h('span', { class: 'rate-id' }, h('span', { class: 'mono' }, id), ' ', r.name), r.vals);
       li._r = r;

@@ -8,6 +8,12 @@ const INCRS = [];
 for (let k = 0; k < 4; k++) for (const m of [1, 2, 4, 8, 16, 32, 64, 128, 256, 512]) INCRS.push(m * 1024 ** k);
 const PALETTE = ['#2f6fdf', '#e8590c', '#2b8a3e', '#ae3ec9', '#0c8599', '#d6336c', '#5f3dc4', '#a61e4d'];
 
+// "17:05" on whole minutes, "17:05:30" otherwise: the window is five minutes.
+function fmtTick(v) {
+  const s = fmtClock(v);
+  return s.endsWith(':00') ? s.slice(0, 5) : s;
+}
+
 export class BandwidthChart {
   constructor(el, onCursor) {
     this.el = el;
@@ -179,7 +185,7 @@ export class BandwidthChart {
         y: { range: (u, min, max) => [0, max > 0 ? max * 1.12 : 1024] },
       },
       axes: [
-        { ...axis, space: 70 },
+        { ...axis, space: 70, size: 28, values: (u, splits) => splits.map(fmtTick) },
         { ...axis, size: 62, incrs: INCRS, values: (u, splits) => splits.map(fmtRateAxis) },
       ],
       series,

@@ -135,6 +135,7 @@ test('dashboard against the mock', async (t) => {
     await page.getByTestId('settings-hostname').fill('bench-7');
     await page.getByTestId('net-address').fill('10.0.0');
     await page.getByTestId('settings-save').click();
+    await page.locator('#s-net-address ~ .field-error').waitFor(); // shown only when not empty
     assert.match(await page.locator('#s-net-address ~ .field-error').innerText(), /not an IPv4 address/);
     await page.getByTestId('net-mode').selectOption('dhcp');
     await page.getByTestId('net-address').evaluate((i) => { i.value = ''; i.dispatchEvent(new Event('input', { bubbles: true })); });
@@ -161,7 +162,7 @@ test('dashboard against the mock', async (t) => {
     await page.getByTestId('password-new').fill('another secret');
     await page.getByTestId('password-confirm').fill('another secret');
     await page.getByTestId('password-save').click();
-    await page.waitForFunction(() => document.querySelector('#p-current ~ .field-error').textContent !== '');
+    await page.locator('#p-current ~ .field-error').waitFor();
     assert.match(await page.locator('#p-current ~ .field-error').innerText(), /wrong/);
   });
 

@@ -9,11 +9,14 @@
  * Threads. network_mgr_start() runs in app_main. Link and address events
  * arrive in the default event loop's task, which must not touch the core:
  * they are queued here and the port's wake callback is rung; the server task
- * then calls network_mgr_process() to turn them into event-log entries.
- * network_mgr_set_device_count() is called from the server task too.
+ * then calls network_mgr_process() to turn them into event-log entries and
+ * to update the link state that network_mgr_get_link() reports.
+ * network_mgr_set_device_count() and network_mgr_get_link() are called from
+ * the server task too.
  */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -62,6 +65,11 @@ void network_mgr_process(usbip_event_log_t *events);
 
 /* Server task: update the "devices" TXT item of _usbip._tcp when it changed. */
 void network_mgr_set_device_count(size_t count);
+
+/* Server task: the link as the events network_mgr_process() has handled so
+ * far describe it: *up, *mbps (10 or 100; 0 while down) and ipv4 (dotted,
+ * "" without an address). ESP_ERR_INVALID_STATE before network_mgr_start(). */
+esp_err_t network_mgr_get_link(bool *up, uint32_t *mbps, char ipv4[16]);
 
 #ifdef __cplusplus
 }

@@ -47,6 +47,12 @@ static uint32_t s_events_dropped_reported;
 static void (*s_wake)(void *ctx);
 static void *s_wake_ctx;
 
+/* The link as the handled events left it (server task only). */
+static bool s_link_up;
+static uint32_t s_link_mbps;
+static char s_link_ipv4[IP4ADDR_STRLEN_MAX];
+_Static_assert(IP4ADDR_STRLEN_MAX <= 16, "network_mgr_get_link() hands out char[16]");
+
 static esp_err_t logged(esp_err_t err, const char *what)
 {
     if (err != ESP_OK) {
@@ -126,6 +132,26 @@ static void log_event(usbip_event_log_t *log, const network_event_t *event)
     }
 }
 
+static void track_link(const network_event_t *event)
+{
+    switch (event->kind) {
+    case NETWORK_LINK_UP:
+        s_link_up = true;
+        s_link_mbps = event->speed == ETH_SPEED_100M ? 100 : 10;
+        break;
+    case NETWORK_LINK_DOWN:
+        s_link_up = false;
+        s_link_mbps = 0;
+        break;
+    case NETWORK_GOT_IP:
+        esp_ip4addr_ntoa(&event->ip.ip, s_link_ipv4, sizeof s_link_ipv4);
+        break;
+    case NETWORK_LOST_IP:
+        s_link_ipv4[0] = '\0';
+        break;
+    }
+}
+
 void network_mgr_process(usbip_event_log_t *events)
 {
     if (!s_events) {
@@ -133,6 +159,7 @@ void network_mgr_process(usbip_event_log_t *events)
     }
     network_event_t event;
     while (xQueueReceive(s_events, &event, 0) == pdTRUE) {
+        track_link(&event);
         log_event(events, &event);
     }
     uint32_t dropped = s_events_dropped;
@@ -145,6 +172,23 @@ void network_mgr_process(usbip_event_log_t *events)
 }
 
 void network_mgr_set_device_count(size_t count) { mdns_advert_set_device_count(count); }
+
+esp_err_t network_mgr_get_link(bool *up, uint32_t *mbps, char ipv4[16])
+{
+    if (!s_events) {
+        return ESP_ERR_INVALID_STATE;
+    }
+    if (up) {
+        *up = s_link_up;
+    }
+    if (mbps) {
+        *mbps = s_link_mbps;
+    }
+    if (ipv4) {
+        snprintf(ipv4, 16, "%s", s_link_ipv4);
+    }
+    return ESP_OK;
+}
 
 /* ---- bring-up ---- */
 

@@ -30,6 +30,12 @@ extern "C" {
 esp_err_t nvs_store_open(usbip_store_t *out);
 void nvs_store_close(void);
 
+/* Factory reset: erase every key of the namespace (all settings, the admin
+ * password) and commit. Same task rule as the store; the running server
+ * keeps its settings in memory until it restarts. ESP_ERR_INVALID_STATE when
+ * the store is not open, else NVS's error (logged). */
+esp_err_t nvs_store_erase_all(void);
+
 #ifdef __cplusplus
 }
 #endif

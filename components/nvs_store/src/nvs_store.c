@@ -168,3 +168,19 @@ void nvs_store_close(void)
         s_open = false;
     }
 }
+
+esp_err_t nvs_store_erase_all(void)
+{
+    if (!s_open) {
+        ESP_LOGE(TAG, "erasing \"%s\": the store is not open", NVS_STORE_NAMESPACE);
+        return ESP_ERR_INVALID_STATE;
+    }
+    esp_err_t err = nvs_erase_all(s_handle);
+    if (err == ESP_OK) {
+        err = nvs_commit(s_handle);
+    }
+    if (err != ESP_OK) {
+        ESP_LOGE(TAG, "erasing \"%s\": %s", NVS_STORE_NAMESPACE, esp_err_to_name(err));
+    }
+    return err;
+}
