@@ -42,6 +42,15 @@ static const char *TAG = "app_main";
 
 #define DEFAULT_HOSTNAME "usbip-esp32p4"
 
+/* Every listener needs its own TCP port: lwIP refuses a second listener on
+ * the same address and port (tcp_listen: ERR_USE), even with SO_REUSEADDR.
+ * The dashboard listens first, so on the USB/IP port the server task could
+ * not listen and the chip would restart over and over (restart_after). */
+#if CONFIG_USBIP_DASHBOARD_PORT == CONFIG_USBIP_TCP_PORT || \
+    CONFIG_USBIP_DASHBOARD_PORT == SYSLOG_LISTEN_PORT
+#error "CONFIG_USBIP_DASHBOARD_PORT must differ from CONFIG_USBIP_TCP_PORT and the syslog port"
+#endif
+
 static usbip_netloop_waker_t s_waker;
 static usbip_store_t s_store;
 static char s_hostname[USBIP_HOSTNAME_SIZE];

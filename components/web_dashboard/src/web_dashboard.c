@@ -27,6 +27,7 @@
 #include "esp_log.h"
 #include "freertos/FreeRTOS.h"
 #include "freertos/semphr.h"
+#include "http_parser.h" /* http_method_str */
 #include "sdkconfig.h"
 #include "web_internal.h"
 #include "webui.h"
@@ -58,7 +59,7 @@ _Static_assert(USBIP_SOCKETS + SYSLOG_SOCKETS + HTTP_MAX_OPEN_SOCKETS + HTTPD_IN
                "CONFIG_LWIP_MAX_SOCKETS too small for USB/IP, syslog and the dashboard");
 
 /* Handlers: "/", "/index.html", "/ws", and the "/api/" wildcard and
- * "/metrics" for each of GET, POST and PUT (9). Response headers set here:
+ * "/metrics" for any method (5, room to spare). Response headers set here:
  * at most 7 (the page). */
 #define HTTP_MAX_URI_HANDLERS 10
 #define HTTP_MAX_RESP_HEADERS 10
@@ -196,14 +197,11 @@ static esp_err_t page_handler(httpd_req_t *req)
 
 /* ---- API requests: copied, queued to the server task, answered ---- */
 
+/* The method's name ("GET", "DELETE", ...): every method reaches the engine
+ * (HTTP_ANY below), which answers 405 for those an endpoint does not take. */
 static const char *method_name(int method)
 {
-    switch (method) {
-    case HTTP_GET: return "GET";
-    case HTTP_POST: return "POST";
-    case HTTP_PUT: return "PUT";
-    default: return "OTHER"; /* not registered: the engine would answer 405 */
-    }
+    return http_method_str((enum http_method)method);
 }
 
 /* A header's value, malloc'd; NULL when absent, empty or out of memory. */
@@ -543,19 +541,19 @@ int web_dashboard_next_timeout_ms(uint64_t now_ms)
 
 static esp_err_t register_handlers(httpd_handle_t h)
 {
+    /* Any method, not only GET/POST/PUT: for the others esp_http_server
+     * would answer 405 itself, with an HTML body, where docs/api.md (and the
+     * daemon) give the engine's JSON error. */
     static const char *const api_uris[] = {"/api/*", "/metrics"};
-    static const httpd_method_t api_methods[] = {HTTP_GET, HTTP_POST, HTTP_PUT};
     esp_err_t err = ESP_OK;
     for (size_t u = 0; err == ESP_OK && u < sizeof api_uris / sizeof api_uris[0]; u++) {
-        for (size_t m = 0; err == ESP_OK && m < sizeof api_methods / sizeof api_methods[0]; m++) {
-            const httpd_uri_t uri = {
-                .uri = api_uris[u],
-                .method = api_methods[m],
-                .handler = api_handler,
-                .user_ctx = NULL,
-            };
-            err = httpd_register_uri_handler(h, &uri);
-        }
+        const httpd_uri_t uri = {
+            .uri = api_uris[u],
+            .method = HTTP_ANY,
+            .handler = api_handler,
+            .user_ctx = NULL,
+        };
+        err = httpd_register_uri_handler(h, &uri);
     }
     static const char *const page_uris[] = {"/", "/index.html"};
     for (size_t u = 0; err == ESP_OK && u < sizeof page_uris / sizeof page_uris[0]; u++) {

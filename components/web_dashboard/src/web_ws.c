@@ -27,7 +27,17 @@
 #include "esp_timer.h"
 #include "freertos/FreeRTOS.h"
 #include "freertos/semphr.h"
+#include "sdkconfig.h"
 #include "web_internal.h"
+
+/* With this option httpd_queue_work() waits (portMAX_DELAY) until the httpd
+ * task has run the previous work item (httpd_main.c). The server task queues
+ * flushes, so it would wait for a flush stuck on a browser that stopped
+ * reading (send_wait_timeout per frame) or for an API request that is itself
+ * waiting for the server task: the USB/IP server must never wait on httpd. */
+#if CONFIG_HTTPD_QUEUE_WORK_BLOCKING
+#error "web_dashboard needs CONFIG_HTTPD_QUEUE_WORK_BLOCKING off (the server task must not wait for httpd)"
+#endif
 
 static const char *TAG = WEB_TAG;
 
@@ -143,47 +153,55 @@ static bool send_frame(int fd, const frame_t *f)
     return true;
 }
 
-/* Work item: one frame per client per round, until every queue is empty, so
- * a slow client delays the others by at most one send (send_wait_timeout). */
+static void schedule_flush(void);
+
+/* Work item: one frame per client, so a slow client delays the others by at
+ * most one send (send_wait_timeout); what is left goes in a new work item.
+ * Not a loop until every queue is empty: this task also serves every HTTP
+ * request, handshake and close, and a browser that reads just fast enough
+ * to keep its queue from running dry (updates come every 500 ms) would keep
+ * it here for good. Between work items the server's select loop runs. */
 static void flush_work(void *arg)
 {
     (void)arg;
     lock();
     s_flush_pending = false; /* frames queued from now on queue a new flush */
     unlock();
-    bool progress = true;
-    while (progress) {
-        progress = false;
-        for (size_t i = 0; i < s_max_clients; i++) {
-            lock();
-            client_t *c = &s_clients[i];
-            if (c->fd < 0 || c->failed || c->count == 0) {
-                unlock();
-                continue;
-            }
-            const int fd = c->fd;
-            frame_t *f = client_pop(c);
+    bool more = false;
+    for (size_t i = 0; i < s_max_clients; i++) {
+        lock();
+        client_t *c = &s_clients[i];
+        if (c->fd < 0 || c->failed || c->count == 0) {
             unlock();
-            const bool sent = send_frame(fd, f);
-            lock();
-            frame_unref(f);
-            if (!sent && c->fd == fd) {
-                c->failed = true;
-                client_drop_frames(c);
-            }
-            unlock();
-            if (!sent) {
-                /* A frame may be half written: the stream is unusable. Shut
-                 * it down and let the server close it the usual way (it sees
-                 * the end of stream, then the close hook removes the slot);
-                 * the fd itself stays valid until then, so it cannot be
-                 * reused under our feet. */
-                ESP_LOGI(TAG, "WebSocket client on socket %d is gone or stopped reading: closing it",
-                         fd);
-                shutdown(fd, SHUT_RDWR);
-            }
-            progress = true;
+            continue;
         }
+        const int fd = c->fd;
+        frame_t *f = client_pop(c);
+        unlock();
+        const bool sent = send_frame(fd, f);
+        lock();
+        frame_unref(f);
+        if (!sent && c->fd == fd) {
+            c->failed = true;
+            client_drop_frames(c);
+        }
+        if (c->count > 0) {
+            more = true;
+        }
+        unlock();
+        if (!sent) {
+            /* A frame may be half written: the stream is unusable. Shut
+             * it down and let the server close it the usual way (it sees
+             * the end of stream, then the close hook removes the slot);
+             * the fd itself stays valid until then, so it cannot be
+             * reused under our feet. */
+            ESP_LOGI(TAG, "WebSocket client on socket %d is gone or stopped reading: closing it",
+                     fd);
+            shutdown(fd, SHUT_RDWR);
+        }
+    }
+    if (more) {
+        schedule_flush(); /* a datagram to our own control socket: does not block */
     }
 }
 
@@ -323,6 +341,7 @@ void web_ws_broadcast(void *ctx, const char *text, size_t len)
     }
     frame_t *f = NULL;
     bool queued = false;
+    bool no_memory = false;
     lock();
     for (size_t i = 0; i < s_max_clients; i++) {
         client_t *c = &s_clients[i];
@@ -334,8 +353,17 @@ void web_ws_broadcast(void *ctx, const char *text, size_t len)
             c->resync = true;
             continue;
         }
-        if (!f && !(f = frame_new(text, len))) {
-            break; /* out of memory: this update is lost, the next one comes */
+        if (!f && !no_memory) {
+            f = frame_new(text, len);
+            no_memory = f == NULL;
+        }
+        if (!f) {
+            /* Out of memory. The engine counts this update as delivered (it
+             * moves past its events and, after a join, stops sending
+             * everything: webui.c push_update), so the next one would not
+             * repeat them: catch up with a snapshot (retried every turn). */
+            c->resync = true;
+            continue;
         }
         client_push(c, f);
         queued = true;
