@@ -64,4 +64,4 @@ BUILD_PACKAGES=(cmake make gcc libc6-dev libcivetweb-dev libssl-dev)
 # What the test suite adds: clang with sanitizers and libFuzzer, and the real
 # peers the interop tests talk to.
 TEST_PACKAGES=(clang "libclang-rt-dev|libclang-rt-14-dev|libclang-rt-15-dev" usbip tshark
-               procps chromium)
+               procps chromium python3-prometheus-client)

@@ -2,7 +2,9 @@
 #  - interop_usbip_list: `usbip list -r` (package usbip) parses the device list;
 #  - interop_tshark: a whole session captured on lo and decoded by tshark's
 #    USB/IP dissector (package tshark): no malformed packet, no expert error,
-#    and exactly the PDUs session_traffic says it exchanged.
+#    and exactly the PDUs session_traffic says it exchanged;
+#  - interop_prometheus: /metrics parsed by the Prometheus Python client's
+#    text parser (package python3-prometheus-client).
 # Shell drivers (bash); the capture needs root, otherwise the test is skipped
 # (exit 77).
 if(TARGET usbip-server AND TARGET usbip_client)
@@ -20,4 +22,16 @@ if(TARGET usbip-server AND TARGET usbip_client)
     set_tests_properties(interop_tshark PROPERTIES LABELS interop TIMEOUT 180
                          SKIP_RETURN_CODE 77)
     add_dependencies(session_traffic usbip-server)
+
+    # The dashboard's /metrics read by the official Prometheus client parser,
+    # with Debian's python3 (where python3-prometheus-client installs), not
+    # whatever python3 comes first on PATH.
+    find_program(DEBIAN_PYTHON3 python3 PATHS /usr/bin NO_DEFAULT_PATH)
+    if(NOT DEBIAN_PYTHON3)
+        find_program(DEBIAN_PYTHON3 python3 REQUIRED)
+    endif()
+    add_test(NAME interop_prometheus
+             COMMAND ${DEBIAN_PYTHON3} ${CMAKE_CURRENT_SOURCE_DIR}/interop/prometheus_metrics.py
+                     $<TARGET_FILE:usbip-server> $<TARGET_FILE:usbip-client>)
+    set_tests_properties(interop_prometheus PROPERTIES LABELS interop TIMEOUT 120)
 endif()

@@ -425,68 +425,62 @@ static void label_escape(const char *in, char *out, size_t out_len)
     out[o] = '\0';
 }
 
+/* The counters exported per device and per client, from usbip_stats_t
+ * ("in" is device to client). */
+static const struct {
+    const char *name;  /* usbip_{device,client}_<name>_total */
+    const char *device_help, *client_help;
+    size_t offset;
+} COUNTERS[] = {
+    {"urbs", "URBs submitted to the device", "URBs the client submitted",
+     offsetof(usbip_stats_t, urbs_submitted)},
+    {"bytes_in", "payload bytes from the device to clients", "payload bytes sent to the client",
+     offsetof(usbip_stats_t, bytes_in)},
+    {"bytes_out", "payload bytes from clients to the device",
+     "payload bytes received from the client", offsetof(usbip_stats_t, bytes_out)},
+    {"errors", "failed URBs and refused requests", "failed URBs and protocol errors",
+     offsetof(usbip_stats_t, errors)},
+};
+#define NUM_COUNTERS (sizeof COUNTERS / sizeof COUNTERS[0])
+
+static uint64_t counter_value(const usbip_stats_t *st, size_t c)
+{
+    uint64_t v = *(const uint64_t *)((const char *)st + COUNTERS[c].offset);
+    return COUNTERS[c].offset == offsetof(usbip_stats_t, errors) ? v + st->urbs_failed : v;
+}
+
 static void device_metrics(webui_t *ui, text_t *t)
 {
-    static const struct {
-        const char *name, *help;
-        size_t offset;
-    } counters[] = {
-        {"usbip_device_urbs_total", "URBs submitted to the device",
-         offsetof(usbip_stats_t, urbs_submitted)},
-        {"usbip_device_bytes_in_total", "payload bytes from the device to clients",
-         offsetof(usbip_stats_t, bytes_in)},
-        {"usbip_device_bytes_out_total", "payload bytes from clients to the device",
-         offsetof(usbip_stats_t, bytes_out)},
-        {"usbip_device_errors_total", "failed URBs and refused requests",
-         offsetof(usbip_stats_t, errors)},
-    };
     const usbip_registry_t *reg = usbip_server_registry(ui->server);
-    for (size_t c = 0; c < sizeof counters / sizeof counters[0]; c++) {
-        metric_header(t, counters[c].name, "counter", counters[c].help);
+    for (size_t c = 0; c < NUM_COUNTERS; c++) {
+        char name[64];
+        snprintf(name, sizeof name, "usbip_device_%s_total", COUNTERS[c].name);
+        metric_header(t, name, "counter", COUNTERS[c].device_help);
         for (size_t i = 0; i < reg->capacity; i++) {
             const usbip_registry_entry_t *e = &reg->entries[i];
-            if (!e->used) {
-                continue;
+            if (e->used) {
+                char busid[64];
+                label_escape(e->dev->record.busid, busid, sizeof busid);
+                text_printf(t, "%s{busid=\"%s\"} %" PRIu64 "\n", name, busid,
+                            counter_value(&e->stats, c));
             }
-            char busid[64];
-            label_escape(e->dev->record.busid, busid, sizeof busid);
-            uint64_t v = *(const uint64_t *)((const char *)&e->stats + counters[c].offset);
-            if (counters[c].offset == offsetof(usbip_stats_t, errors)) {
-                v += e->stats.urbs_failed;
-            }
-            text_printf(t, "%s{busid=\"%s\"} %" PRIu64 "\n", counters[c].name, busid, v);
         }
     }
 }
 
 static void client_metrics(webui_t *ui, text_t *t)
 {
-    static const struct {
-        const char *name, *help;
-        size_t offset;
-    } counters[] = {
-        {"usbip_client_urbs_total", "URBs the client submitted",
-         offsetof(usbip_stats_t, urbs_submitted)},
-        {"usbip_client_bytes_in_total", "payload bytes sent to the client",
-         offsetof(usbip_stats_t, bytes_in)},
-        {"usbip_client_bytes_out_total", "payload bytes received from the client",
-         offsetof(usbip_stats_t, bytes_out)},
-        {"usbip_client_errors_total", "failed URBs and protocol errors",
-         offsetof(usbip_stats_t, errors)},
-    };
-    for (size_t c = 0; c < sizeof counters / sizeof counters[0]; c++) {
-        metric_header(t, counters[c].name, "counter", counters[c].help);
+    for (size_t c = 0; c < NUM_COUNTERS; c++) {
+        char name[64];
+        snprintf(name, sizeof name, "usbip_client_%s_total", COUNTERS[c].name);
+        metric_header(t, name, "counter", COUNTERS[c].client_help);
         for (size_t i = 0; i < usbip_server_session_count(ui->server); i++) {
             usbip_session_t *s = usbip_server_session_at(ui->server, i);
-            const usbip_stats_t *st = usbip_session_stats(s);
             char peer[96];
             label_escape(usbip_session_peer(s), peer, sizeof peer);
-            uint64_t v = *(const uint64_t *)((const char *)st + counters[c].offset);
-            if (counters[c].offset == offsetof(usbip_stats_t, errors)) {
-                v += st->urbs_failed;
-            }
-            text_printf(t, "%s{client=\"%" PRIu32 "\",address=\"%s\"} %" PRIu64 "\n",
-                        counters[c].name, usbip_server_session_id(ui->server, s), peer, v);
+            text_printf(t, "%s{client=\"%" PRIu32 "\",address=\"%s\"} %" PRIu64 "\n", name,
+                        usbip_server_session_id(ui->server, s), peer,
+                        counter_value(usbip_session_stats(s), c));
         }
     }
 }
