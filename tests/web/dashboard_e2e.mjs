@@ -72,13 +72,20 @@ test('dashboard shows devices, live traffic, and enforces access control', async
       '--disable-quic'],
   });
   const reader = { proc: null };
+  let page = null;
+  let passed = false;
   t.after(async () => {
+    if (page && !passed) { // what the page showed when it went wrong
+      await page.screenshot({ path: join(outDir, 'dashboard-failure.png'), fullPage: true })
+        .catch(() => {});
+      writeFileSync(join(outDir, 'dashboard-failure.log'), server.log());
+    }
     reader.proc?.kill('SIGKILL');
     await browser.close();
     server.proc.kill('SIGTERM');
     rmSync(work, { recursive: true, force: true });
   });
-  const page = browser.pages()[0] || await browser.newPage();
+  page = browser.pages()[0] || await browser.newPage();
   const consoleErrors = [];
   page.on('console', (m) => { if (m.type() === 'error') consoleErrors.push(m.text()); });
   page.on('pageerror', (e) => consoleErrors.push(String(e)));
@@ -106,6 +113,7 @@ test('dashboard shows devices, live traffic, and enforces access control', async
   // Set the admin password (none exists), then log in.
   await page.getByTestId('setup-password').fill('lab bench 42');
   await page.getByTestId('setup-password-submit').click();
+  await page.getByTestId('setup-password').waitFor({ state: 'hidden' }); // the password exists
   await page.getByTestId('login-password').fill('lab bench 42');
   await page.getByTestId('login-submit').click();
   await page.waitForFunction(() => !document.querySelector('[data-testid="settings-save"]')?.disabled);
@@ -126,4 +134,5 @@ test('dashboard shows devices, live traffic, and enforces access control', async
   await page.waitForFunction(() => !document.querySelector('[data-testid^="client-"]'));
   assert.deepEqual(consoleErrors.filter((e) => !/WebSocket/i.test(e)), []);
   writeFileSync(join(outDir, 'dashboard-server.log'), server.log());
+  passed = true;
 });

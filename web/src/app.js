@@ -146,8 +146,14 @@ async function act(fn, form, retried = false) {
 }
 
 // ------------------------------------------------------------------ session
+// Several refreshes can be in flight (a status frame noticing the password,
+// a login finishing): only the newest answer counts, or a stale "logged out"
+// could land after a login and drop its CSRF token.
+let sessionRequests = 0;
 async function refreshSession() {
+  const mine = ++sessionRequests;
   const s = await api('GET', '/api/session');
+  if (mine !== sessionRequests) return;
   S.session = { password_set: !!s.password_set, logged_in: !!s.logged_in };
   if (!s.logged_in) setCsrf(null);
   else if (s.csrf) setCsrf(s.csrf);
